@@ -1,0 +1,1 @@
+"""Rearguard's network side: FastAPI app, sessions, WebSockets and the command line."""

@@ -1,0 +1,7 @@
+"""`python -m server` is `rearguard`."""
+
+import sys
+
+from server.cli import main
+
+sys.exit(main())

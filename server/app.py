@@ -1,0 +1,238 @@
+"""The FastAPI app: health, session creation, the camera / walker / solo WebSockets, and the web client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+
+from models import verify_bundle
+from server.config import Settings
+from server.protocol import (
+    CLOSE_CAMERA_TAKEN,
+    CLOSE_NO_SESSION,
+    CLOSE_POLICY,
+    CLOSE_REPLACED,
+    CLOSE_TOO_BIG,
+    CLOSE_UNAUTHORIZED,
+    CLOSE_UNSUPPORTED,
+    ProtocolError,
+    message,
+    parse_control,
+    parse_frame,
+)
+from server.sessions import Peer, Session, SessionRegistry, now_ms
+
+logger = logging.getLogger(__name__)
+WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web_client"
+Role = Literal["camera", "walker", "solo"]
+
+
+class SessionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["partner", "solo"] = "partner"
+
+
+class SessionCreated(BaseModel):
+    session_id: str
+    token: str
+    mode: str
+    camera_url: str
+    walker_url: str
+    solo_url: str
+    ws: dict[str, str] = Field(description="WebSocket paths for each role; add ?token=")
+
+
+def base_url(settings: Settings, request: Request) -> str:
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+def session_links(session: Session, base: str) -> dict[str, str]:
+    frag = f"#s={session.id}&t={session.token}"
+    return {
+        "camera_url": f"{base}/camera.html{frag}",
+        "walker_url": f"{base}/walker.html{frag}",
+        "solo_url": f"{base}/solo.html{frag}",
+    }
+
+
+def create_app(
+    settings: Settings | None = None, on_ready: Callable[[SessionRegistry], None] | None = None
+) -> FastAPI:
+    """The service. `on_ready` runs once the session registry exists (the CLI prints links from it)."""
+    settings = settings or Settings()
+    # Fail at start-up, not on the first frame, when the model bundle is missing or corrupt.
+    verify_bundle(settings.model_path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        executor = ThreadPoolExecutor(max_workers=settings.vision_workers, thread_name_prefix="vision")
+        registry = SessionRegistry(settings, executor)
+        app.state.registry = registry
+
+        async def reaper() -> None:
+            while True:
+                await asyncio.sleep(5)
+                await registry.reap()
+
+        reap_task = asyncio.create_task(reaper())
+        if on_ready is not None:
+            on_ready(registry)
+        try:
+            yield
+        finally:
+            reap_task.cancel()
+            await registry.close_all()
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    app = FastAPI(title="Rearguard", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.started = time.time()
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> dict[str, Any]:
+        registry: SessionRegistry = request.app.state.registry
+        return {
+            "status": "ok",
+            "sessions": len(registry.sessions),
+            "max_sessions": settings.max_sessions,
+            "uptime_s": round(time.time() - request.app.state.started, 1),
+        }
+
+    @app.post("/api/sessions", status_code=201)
+    async def create_session(request: Request, body: SessionRequest | None = None) -> SessionCreated:
+        registry: SessionRegistry = request.app.state.registry
+        session = registry.create(body.mode if body else "partner")
+        if session is None:
+            raise HTTPException(503, f"server is full ({settings.max_sessions} sessions); try again later")
+        return SessionCreated(
+            session_id=session.id,
+            token=session.token,
+            mode=session.mode,
+            **session_links(session, base_url(settings, request)),
+            ws={role: f"/ws/{role}/{session.id}" for role in ("camera", "walker", "solo")},
+        )
+
+    @app.get("/api/qr.svg")
+    async def qr_svg(data: Annotated[str, Query(max_length=1024)]) -> Response:
+        import qrcode
+        import qrcode.image.svg
+
+        img = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
+        buf = io.BytesIO()
+        img.save(buf)
+        return Response(buf.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+    @app.websocket("/ws/{role}/{session_id}")
+    async def ws_endpoint(websocket: WebSocket, role: str, session_id: str, token: str | None = None) -> None:
+        await handle_socket(websocket, role, session_id, token)
+
+    async def handle_socket(ws: WebSocket, role: str, session_id: str, token: str | None) -> None:
+        registry: SessionRegistry = ws.app.state.registry
+        await ws.accept()
+        # Refusals come after accept so a browser sees the close code, not a bare failed handshake.
+        if role not in ("camera", "walker", "solo"):
+            await ws.close(CLOSE_NO_SESSION, f"unknown role {role!r}")
+            return
+        session = registry.get(session_id)
+        if session is None:
+            await ws.close(CLOSE_NO_SESSION, "no such session")
+            return
+        if not session.check_token(token):
+            logger.warning("session %s: %s refused, wrong or missing token", session_id, role)
+            await ws.close(CLOSE_UNAUTHORIZED, "wrong or missing token")
+            return
+        if role == "walker" and len(session.walkers) >= settings.max_walkers_per_session:
+            await ws.close(CLOSE_CAMERA_TAKEN, "too many walker devices on this session")
+            return
+        takes_frames = role in ("camera", "solo")
+        if takes_frames and session.camera is not None:
+            if not session.camera_stale():
+                await ws.close(CLOSE_CAMERA_TAKEN, "this session already has a camera")
+                return
+            # A phone that reconnects after a network drop replaces its own stale socket.
+            old = session.camera
+            session.camera = None
+            await old.close(CLOSE_REPLACED, "replaced by a newer camera connection")
+        peer = Peer(ws, role, session.id)
+        if takes_frames:
+            session.camera = peer
+        if role in ("walker", "solo"):
+            session.walkers.add(peer)
+        session.touch()
+        session.welcome(peer)
+        logger.info("session %s: %s connected", session.id, role)
+        try:
+            await receive_loop(session, peer, takes_frames)
+        finally:
+            peer.stop()
+            session.walkers.discard(peer)
+            session.touch()
+            if session.camera is peer:
+                session.camera_gone()
+            logger.info("session %s: %s disconnected", session.id, role)
+
+    async def receive_loop(session: Session, peer: Peer, takes_frames: bool) -> None:
+        ws = peer.ws
+        while True:
+            try:
+                msg = await ws.receive()
+            except WebSocketDisconnect:
+                return
+            if msg["type"] == "websocket.disconnect":
+                return
+            received = now_ms()
+            peer.last_heard_ms = received
+            data: bytes | None = msg.get("bytes")
+            text: str | None = msg.get("text")
+            try:
+                if data is not None:
+                    if not takes_frames:
+                        await peer.close(CLOSE_UNSUPPORTED, "this socket takes no binary frames")
+                        return
+                    if len(data) > settings.max_frame_bytes:
+                        await peer.close(CLOSE_TOO_BIG, f"frame over {settings.max_frame_bytes} bytes")
+                        return
+                    # Never blocks: the frame goes into the session's one slot and vision runs elsewhere.
+                    session.offer_frame(parse_frame(data), received)
+                elif text is not None:
+                    if len(text) > settings.max_text_bytes:
+                        await peer.close(CLOSE_TOO_BIG, f"message over {settings.max_text_bytes} bytes")
+                        return
+                    handle_control(session, peer, parse_control(text))
+            except ProtocolError as exc:
+                peer.send(message("error", code=exc.code, detail=exc.detail))
+                peer.error_times.append(received)
+                recent = [t for t in peer.error_times if received - t < 60_000]
+                if len(recent) > settings.max_errors_per_minute:
+                    await peer.close(CLOSE_POLICY, "too many malformed messages")
+                    return
+
+    def handle_control(session: Session, peer: Peer, msg: dict[str, Any]) -> None:
+        kind = msg["type"]
+        if kind == "heartbeat":
+            return
+        if kind == "ping":
+            peer.send(message("pong", t=msg.get("t"), server_ms=round(now_ms(), 1)))
+            return
+        raise ProtocolError("unknown_type", f"unknown message type {kind!r}")
+
+    @app.get("/")
+    async def index() -> RedirectResponse:
+        return RedirectResponse("/index.html")
+
+    app.mount("/", StaticFiles(directory=WEB_CLIENT_DIR, html=True), name="web_client")
+    return app

@@ -1,0 +1,364 @@
+"""Sessions: one camera, its walkers, a newest-frame-wins slot, and the loops that run vision and the watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import secrets
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fastapi import WebSocket
+
+from server.config import Settings
+from server.protocol import (
+    CLOSE_TOO_SLOW,
+    FrameEnvelope,
+    cue_message,
+    message,
+    pose_payload,
+)
+from vision.alerts import AlertPolicy
+from vision.pipeline import FrameDecodeError, Pipeline
+from vision.types import Hazard
+
+logger = logging.getLogger(__name__)
+Mode = Literal["partner", "solo"]
+
+
+def now_ms() -> float:
+    return time.monotonic() * 1000.0
+
+
+@dataclass(frozen=True)
+class PendingFrame:
+    envelope: FrameEnvelope
+    received_ms: float  # server monotonic clock
+
+
+class FrameSlot:
+    """Newest frame wins: one slot, a new frame overwrites an unprocessed one and the drop is counted.
+
+    Frames are never queued, so latency cannot grow when the camera outruns the pipeline."""
+
+    def __init__(self) -> None:
+        self._item: PendingFrame | None = None
+        self._ready = asyncio.Event()
+        self.dropped = 0
+
+    def put(self, item: PendingFrame) -> None:
+        if self._item is not None:
+            self.dropped += 1
+        self._item = item
+        self._ready.set()
+
+    async def take(self) -> PendingFrame:
+        while self._item is None:
+            self._ready.clear()
+            await self._ready.wait()
+        item, self._item = self._item, None
+        self._ready.clear()
+        return item
+
+
+class Peer:
+    """One connected socket with a bounded outbox and its own writer task.
+
+    A slow reader never blocks the vision loop: the latest status replaces an unsent one, and a peer
+    that lets `max_queued` messages pile up is closed (4008) rather than buffered without bound."""
+
+    def __init__(self, ws: WebSocket, role: str, session_id: str, max_queued: int = 64) -> None:
+        self.ws = ws
+        self.role = role
+        self.session_id = session_id
+        self.max_queued = max_queued
+        self.last_heard_ms = now_ms()
+        self.error_times: collections.deque[float] = collections.deque(maxlen=256)
+        self._queue: collections.deque[str] = collections.deque()
+        self._status: str | None = None
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._writer = asyncio.create_task(self._write_loop(), name=f"peer-{role}-{session_id}")
+
+    def send(self, msg: dict[str, Any]) -> None:
+        if self._closed:
+            return
+        if len(self._queue) >= self.max_queued:
+            logger.warning("session %s: %s peer too slow, closing", self.session_id, self.role)
+            self._closed = True
+            self._wake.set()
+            asyncio.create_task(self._close(CLOSE_TOO_SLOW, "client does not read its messages"))
+            return
+        self._queue.append(json.dumps(msg, separators=(",", ":")))
+        self._wake.set()
+
+    def send_status(self, msg: dict[str, Any]) -> None:
+        """Statuses are latest-wins: an unsent one is replaced, never queued behind."""
+        if not self._closed:
+            self._status = json.dumps(msg, separators=(",", ":"))
+            self._wake.set()
+
+    async def _write_loop(self) -> None:
+        try:
+            while not self._closed:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._queue and not self._closed:
+                    await self.ws.send_text(self._queue.popleft())
+                if self._status is not None and not self._closed:
+                    text, self._status = self._status, None
+                    await self.ws.send_text(text)
+        except Exception as exc:  # a dead socket: its receive loop ends the peer
+            logger.debug("session %s: %s writer stopped: %r", self.session_id, self.role, exc)
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=code, reason=reason)
+
+    async def close(self, code: int, reason: str) -> None:
+        self._closed = True
+        self._wake.set()
+        await self._close(code, reason)
+
+    def stop(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self._writer.cancel()
+
+
+@dataclass
+class SessionStats:
+    received: int = 0
+    processed: int = 0
+    bad_frames: int = 0
+    cues: int = 0
+    fps: float = 0.0
+    _recent: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=30))
+
+    def tick(self, t_ms: float) -> None:
+        self._recent.append(t_ms)
+        if len(self._recent) >= 2:
+            span = self._recent[-1] - self._recent[0]
+            self.fps = (len(self._recent) - 1) * 1000.0 / span if span > 0 else 0.0
+
+
+class Session:
+    """A pair (or a solo user) and everything the server keeps for it. Lives on the event loop."""
+
+    def __init__(self, settings: Settings, executor: Executor, mode: Mode = "partner") -> None:
+        self.id = secrets.token_urlsafe(6)
+        self.token = secrets.token_urlsafe(18)
+        self.mode: Mode = mode
+        self.settings = settings
+        self.executor = executor
+        self.created_ms = now_ms()
+        self.last_activity_ms = self.created_ms
+        self.camera: Peer | None = None
+        self.walkers: set[Peer] = set()
+        self.slot = FrameSlot()
+        self.stats = SessionStats()
+        self.policy = AlertPolicy(settings.alert_config())
+        self.pipeline: Pipeline | None = None
+        self.last_frame_ms: float | None = None
+        self.camera_ever_streamed = False
+        self.watching = False  # the last state told to walkers
+        self._cue_id = 0
+        self._tasks = [
+            asyncio.create_task(self._vision_loop(), name=f"vision-{self.id}"),
+            asyncio.create_task(self._watchdog_loop(), name=f"watchdog-{self.id}"),
+        ]
+
+    # -- sockets ---------------------------------------------------------------------------------
+    def check_token(self, token: str | None) -> bool:
+        return token is not None and secrets.compare_digest(token.encode(), self.token.encode())
+
+    def listeners(self) -> list[Peer]:
+        """Peers that hear cues: walkers, and the camera itself in solo mode."""
+        peers = list(self.walkers)
+        if self.mode == "solo" and self.camera is not None and self.camera not in self.walkers:
+            peers.append(self.camera)
+        return peers
+
+    def touch(self) -> None:
+        self.last_activity_ms = now_ms()
+
+    def idle(self) -> bool:
+        has_peer = self.camera is not None or bool(self.walkers)
+        return not has_peer and now_ms() - self.last_activity_ms > self.settings.session_idle_ttl_s * 1000
+
+    def camera_stale(self) -> bool:
+        if self.camera is None:
+            return True
+        return now_ms() - self.camera.last_heard_ms > self.settings.camera_timeout_s * 1000
+
+    def offer_frame(self, envelope: FrameEnvelope, received_ms: float) -> None:
+        self.stats.received += 1
+        self.last_frame_ms = received_ms
+        self.camera_ever_streamed = True
+        self.slot.put(PendingFrame(envelope, received_ms))
+
+    # -- cues --------------------------------------------------------------------------------------
+    def _apply_hazards(
+        self, t_ms: float, hazards: list[Hazard], seq: int | None, capture_ms: float | None
+    ) -> float | None:
+        out = self.policy.update(t_ms / 1000.0, hazards)
+        sent_ms = None
+        for cue in out.cues:
+            self._cue_id += 1
+            self.stats.cues += 1
+            msg = cue_message(cue, self._cue_id, seq, capture_ms)
+            for peer in self.listeners():
+                peer.send(msg)
+            sent_ms = now_ms()
+            logger.info("session %s: cue %s %s (%s)", self.id, cue.tier, cue.kind, cue.text)
+        self._tell_state()
+        return sent_ms
+
+    def _tell_state(self) -> None:
+        """Tell everyone when the system starts or stops watching; silence is only clear while watching."""
+        watching = self.camera is not None and not self.camera_stale() and not self.policy.blind
+        if watching != self.watching:
+            self.watching = watching
+            msg = self.state_message()
+            for peer in {*self.listeners(), *([self.camera] if self.camera else [])}:
+                peer.send(msg)
+
+    def state_message(self) -> dict[str, Any]:
+        return message("state", watching=self.watching, reason=None if self.watching else self._blind_reason())
+
+    def _blind_reason(self) -> str:
+        if self.camera is None or self.camera_stale():
+            return "camera_lost" if self.camera_ever_streamed else "camera_not_connected"
+        return "walker_lost"
+
+    def welcome(self, peer: Peer) -> None:
+        peer.send(message("welcome", session_id=self.id, role=peer.role, mode=self.mode))
+        peer.send(self.state_message())
+
+    # -- loops ----------------------------------------------------------------------------------------
+    async def _vision_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            item = await self.slot.take()
+            started_ms = now_ms()
+            env = item.envelope
+            try:
+                if self.pipeline is None:
+                    self.pipeline = await loop.run_in_executor(
+                        self.executor, lambda: Pipeline(self.settings.pipeline_config())
+                    )
+                ts = int(item.received_ms - self.created_ms)
+                analysis = await loop.run_in_executor(self.executor, self.pipeline.process_jpeg, env.jpeg, ts)
+            except FrameDecodeError as exc:
+                self.stats.bad_frames += 1
+                if self.camera is not None:
+                    self.camera.send(message("error", code="bad_frame", detail=str(exc), seq=env.seq))
+                continue
+            except Exception:
+                logger.exception("session %s: vision failed on a frame", self.id)
+                self.stats.bad_frames += 1
+                continue
+            analysed_ms = now_ms()
+            self.stats.processed += 1
+            self.stats.tick(analysed_ms)
+            cue_ms = self._apply_hazards(item.received_ms, list(analysis.hazards), env.seq, env.capture_ms)
+            if self.camera is not None:
+                t = analysis.timings_ms
+                self.camera.send_status(
+                    message(
+                        "status",
+                        seq=env.seq,
+                        capture_ms=env.capture_ms,
+                        timings_ms={
+                            "queued": round(started_ms - item.received_ms, 2),
+                            "decode": round(t.get("decode", 0.0), 2),
+                            "pose": round(t["pose"], 2),
+                            "pipeline": round(t["pipeline"] + t.get("decode", 0.0), 2),
+                            "analysed": round(analysed_ms - item.received_ms, 2),
+                            "cue_sent": None if cue_ms is None else round(cue_ms - item.received_ms, 2),
+                            "server": round(now_ms() - item.received_ms, 2),
+                        },
+                        frame_wh=list(analysis.frame_wh),
+                        walker=pose_payload(analysis),
+                        people=len(analysis.people),
+                        hazards=[h.kind for h in analysis.hazards],
+                        fps=round(self.stats.fps, 1),
+                        received=self.stats.received,
+                        processed=self.stats.processed,
+                        dropped=self.slot.dropped,
+                        bad_frames=self.stats.bad_frames,
+                    )
+                )
+
+    async def _watchdog_loop(self) -> None:
+        """Heartbeats to every peer, and the camera-lost stop cue when frames stop coming."""
+        interval = self.settings.heartbeat_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            t = now_ms()
+            hb = message("heartbeat", t=round(t), watching=self.watching)
+            peers = [*self.walkers, *([self.camera] if self.camera else [])]
+            for peer in peers:
+                peer.send(hb)
+            no_frames = self.last_frame_ms is None or t - self.last_frame_ms > self.settings.camera_timeout_s * 1000
+            if self.camera_ever_streamed and no_frames and self.listeners():
+                # Blind because nothing is coming in; the vision loop is idle, so the watchdog feeds
+                # the policy. Frame-time and watchdog-time share the server's monotonic clock.
+                self._apply_hazards(
+                    t, [Hazard(kind="camera_lost", tier="stop", text="Stop. Camera lost")], None, None
+                )
+            elif not no_frames:
+                self._tell_state()
+
+    def camera_gone(self) -> None:
+        """The camera socket closed: walkers hear the stop cue now, not after the timeout."""
+        self.camera = None
+        if self.camera_ever_streamed:
+            self.last_frame_ms = None
+            self._apply_hazards(
+                now_ms(), [Hazard(kind="camera_lost", tier="stop", text="Stop. Camera lost")], None, None
+            )
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for peer in [*self.walkers, *([self.camera] if self.camera else [])]:
+            await peer.close(1001, "session closed")
+            peer.stop()
+        if self.pipeline is not None:
+            pipeline, self.pipeline = self.pipeline, None
+            await asyncio.get_running_loop().run_in_executor(self.executor, pipeline.close)
+
+
+class SessionRegistry:
+    def __init__(self, settings: Settings, executor: Executor) -> None:
+        self.settings = settings
+        self.executor = executor
+        self.sessions: dict[str, Session] = {}
+
+    def create(self, mode: Mode) -> Session | None:
+        if len(self.sessions) >= self.settings.max_sessions:
+            return None
+        session = Session(self.settings, self.executor, mode)
+        self.sessions[session.id] = session
+        logger.info("session %s: created (%s)", session.id, mode)
+        return session
+
+    def get(self, session_id: str) -> Session | None:
+        return self.sessions.get(session_id)
+
+    async def reap(self) -> None:
+        for sid in [s.id for s in self.sessions.values() if s.idle()]:
+            session = self.sessions.pop(sid)
+            logger.info("session %s: idle, closed", sid)
+            await session.close()
+
+    async def close_all(self) -> None:
+        for session in list(self.sessions.values()):
+            await session.close()
+        self.sessions.clear()

@@ -1,0 +1,51 @@
+"""Frame envelopes and control messages: what parses and what is refused, with which code."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.protocol import FRAME_MAGIC, ProtocolError, pack_frame, parse_control, parse_frame
+
+
+def test_bare_jpeg_is_a_frame() -> None:
+    env = parse_frame(b"\xff\xd8abc\xff\xd9")
+    assert env.jpeg == b"\xff\xd8abc\xff\xd9" and env.seq is None
+
+
+def test_envelope_round_trip() -> None:
+    env = parse_frame(pack_frame(b"\xff\xd8x\xff\xd9", seq=7, t=12.5, pitch=-10, roll=2.0))
+    assert (env.jpeg, env.seq, env.capture_ms, env.pitch_deg, env.roll_deg) == (
+        b"\xff\xd8x\xff\xd9", 7, 12.5, -10.0, 2.0,
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        FRAME_MAGIC + b"\x00",  # shorter than the length field
+        FRAME_MAGIC + b"\x00\x50{}",  # header length past the end
+        FRAME_MAGIC + b"\x00\x03abc",  # header not JSON
+        FRAME_MAGIC + b"\x00\x02[]",  # header not an object
+        pack_frame(b"", seq="one"),
+        pack_frame(b"", t="now"),
+        pack_frame(b"", seq=True),
+    ],
+)
+def test_bad_envelopes_are_refused(data: bytes) -> None:
+    with pytest.raises(ProtocolError) as err:
+        parse_frame(data)
+    assert err.value.code == "bad_frame_header"
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [("{", "bad_json"), ("[1]", "bad_message"), ('{"type": 3}', "bad_message"), ('"x"', "bad_message")],
+)
+def test_bad_control_messages(text: str, code: str) -> None:
+    with pytest.raises(ProtocolError) as err:
+        parse_control(text)
+    assert err.value.code == code
+
+
+def test_good_control_message() -> None:
+    assert parse_control('{"type": "ping", "t": 1}') == {"type": "ping", "t": 1}

@@ -1,0 +1,134 @@
+"""The frame pipeline: decode, pose, walker selection, hazards. One object per stream, live or replay."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from vision.pose import PoseEstimator
+from vision.types import Analysis, Hazard, Pose
+from vision.walker import select_walker
+
+JPEG_SOI = b"\xff\xd8"
+JPEG_EOI = b"\xff\xd9"
+
+
+class FrameDecodeError(ValueError):
+    """The bytes are not a whole JPEG frame we can analyse."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """`walker_lost_grace_ms`: how long the walker may be out of view before a stop cue. Short enough
+    that cue plus delivery stays inside the one-second fail-safe budget, long enough that a single
+    missed detection (motion blur, a swinging arm across the body) does not raise it."""
+
+    walker_lost_grace_ms: int = 500
+    num_poses: int = 3
+    max_frame_pixels: int = 4096 * 4096
+    model_path: Path | None = None  # None: the bundle in models/
+
+
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def jpeg_size_wh(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the JPEG's start-of-frame segment, read without decoding: a huge frame is
+    refused before it costs memory."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        seg_len = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker in _SOF_MARKERS:
+            h = int.from_bytes(data[i + 5 : i + 7], "big")
+            w = int.from_bytes(data[i + 7 : i + 9], "big")
+            return (w, h) if w and h else None
+        if marker == 0xDA or seg_len < 2:  # start of scan before any frame header
+            return None
+        i += 2 + seg_len
+    return None
+
+
+def decode_jpeg(data: bytes, max_pixels: int = PipelineConfig.max_frame_pixels) -> npt.NDArray[np.uint8]:
+    """Decode JPEG bytes to an (H, W, 3) BGR array, refusing anything that is not one whole JPEG."""
+    if not data.startswith(JPEG_SOI):
+        raise FrameDecodeError("not a JPEG (no start-of-image marker)")
+    if JPEG_EOI not in data[-64:]:
+        raise FrameDecodeError("truncated JPEG (no end-of-image marker)")
+    size = jpeg_size_wh(data)
+    if size is None:
+        raise FrameDecodeError("corrupt JPEG (no frame header)")
+    if size[0] * size[1] > max_pixels:
+        raise FrameDecodeError(f"frame of {size[0]}x{size[1]} is over {max_pixels} pixels")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FrameDecodeError("corrupt JPEG (decoder failed)")
+    return img
+
+
+class Pipeline:
+    """Turns frames with timestamps into Analyses. Not thread-safe: one stream, one caller at a time."""
+
+    def __init__(self, config: PipelineConfig | None = None, estimator: PoseEstimator | None = None) -> None:
+        self.config = config or PipelineConfig()
+        self._estimator = estimator or PoseEstimator(self.config.model_path, num_poses=self.config.num_poses)
+        self._walker: Pose | None = None
+        self._walker_seen_ms: int | None = None
+        self._first_ms: int | None = None
+
+    def process_jpeg(self, data: bytes, timestamp_ms: int) -> Analysis:
+        t0 = time.perf_counter()
+        bgr = decode_jpeg(data, self.config.max_frame_pixels)
+        decode_ms = (time.perf_counter() - t0) * 1000
+        analysis = self.process(bgr, timestamp_ms)
+        analysis.timings_ms["decode"] = decode_ms
+        return analysis
+
+    def process(self, bgr: npt.NDArray[np.uint8], timestamp_ms: int) -> Analysis:
+        t0 = time.perf_counter()
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        t1 = time.perf_counter()
+        people = self._estimator.detect(rgb, timestamp_ms)
+        t2 = time.perf_counter()
+        idx = select_walker(people, self._walker)
+        walker = people[idx] if idx is not None else None
+        hazards = self._hazards(walker, timestamp_ms)
+        t3 = time.perf_counter()
+        return Analysis(
+            timestamp_ms=timestamp_ms,
+            frame_wh=(bgr.shape[1], bgr.shape[0]),
+            walker=walker,
+            people=tuple(people),
+            hazards=tuple(hazards),
+            timings_ms={
+                "convert": (t1 - t0) * 1000,
+                "pose": (t2 - t1) * 1000,
+                "hazards": (t3 - t2) * 1000,
+                "pipeline": (t3 - t0) * 1000,
+            },
+        )
+
+    def _hazards(self, walker: Pose | None, timestamp_ms: int) -> list[Hazard]:
+        if self._first_ms is None:
+            self._first_ms = timestamp_ms
+        if walker is not None:
+            self._walker, self._walker_seen_ms = walker, timestamp_ms
+            return []
+        last = self._walker_seen_ms if self._walker_seen_ms is not None else self._first_ms
+        if timestamp_ms - last > self.config.walker_lost_grace_ms:
+            self._walker = None
+            return [Hazard(kind="walker_lost", tier="stop", text="Stop. Walker not in view")]
+        return []
+
+    def close(self) -> None:
+        self._estimator.close()

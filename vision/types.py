@@ -1,0 +1,71 @@
+"""Frozen value types that flow through the frame path, with shapes and units in their names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Tier = Literal["advisory", "urgent", "stop"]
+Side = Literal["left", "centre", "right"]
+FloatArray = npt.NDArray[np.float32]
+
+N_LANDMARKS = 33
+# BlazePose indices used below.
+NOSE, L_SHOULDER, R_SHOULDER, L_HIP, R_HIP = 0, 11, 12, 23, 24
+L_ANKLE, R_ANKLE, L_HEEL, R_HEEL = 27, 28, 29, 30
+
+
+@dataclass(frozen=True)
+class Pose:
+    """One person's landmarks: `xy` (33, 2) in normalised image coordinates, `visibility` (33,) in [0, 1]."""
+
+    xy: FloatArray
+    visibility: FloatArray
+
+    def __post_init__(self) -> None:
+        if self.xy.shape != (N_LANDMARKS, 2):
+            raise ValueError(f"xy: expected ({N_LANDMARKS}, 2), got {self.xy.shape}")
+        if self.visibility.shape != (N_LANDMARKS,):
+            raise ValueError(f"visibility: expected ({N_LANDMARKS},), got {self.visibility.shape}")
+
+    def visible(self, min_visibility: float = 0.5) -> npt.NDArray[np.bool_]:
+        return self.visibility >= min_visibility
+
+    def bbox_xyxy(self, min_visibility: float = 0.5) -> tuple[float, float, float, float]:
+        """Box around the visible landmarks (all of them if none is visible), normalised, clipped to [0, 1]."""
+        mask = self.visible(min_visibility)
+        pts = self.xy[mask] if mask.any() else self.xy
+        x0, y0 = np.clip(pts.min(axis=0), 0.0, 1.0)
+        x1, y1 = np.clip(pts.max(axis=0), 0.0, 1.0)
+        return float(x0), float(y0), float(x1), float(y1)
+
+    def hip_centre_xy(self) -> tuple[float, float]:
+        x, y = self.xy[[L_HIP, R_HIP]].mean(axis=0)
+        return float(x), float(y)
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """Something the walker must hear about, as the pipeline sees it in one frame."""
+
+    kind: str
+    tier: Tier
+    side: Side = "centre"
+    distance_m: float | None = None
+    ttc_s: float | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the pipeline made of one frame. `timings_ms` holds the cost of each stage."""
+
+    timestamp_ms: int
+    frame_wh: tuple[int, int]
+    walker: Pose | None
+    people: tuple[Pose, ...]
+    hazards: tuple[Hazard, ...]
+    timings_ms: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,44 @@
+"""Which of the people in view is the walker: the one the partner is filming."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from vision.types import L_SHOULDER, NOSE, R_SHOULDER, Pose
+
+# A person must show this many landmarks to count as the walker; fewer is a partial body at the edge.
+MIN_VISIBLE_LANDMARKS = 8
+
+
+def walker_score(pose: Pose, previous: Pose | None = None) -> float:
+    """Higher for a person who is large, central, facing the camera, and where the walker was last frame.
+
+    Size is the square root of the box area (a length, so a person twice as tall scores twice as
+    high); centrality falls off linearly to half at the frame edge; a frontal body (left shoulder on
+    the image's right, face visible) doubles the score over a back view.
+    """
+    if int(pose.visible().sum()) < MIN_VISIBLE_LANDMARKS:
+        return 0.0
+    x0, y0, x1, y1 = pose.bbox_xyxy()
+    size = math.sqrt(max(x1 - x0, 1e-6) * max(y1 - y0, 1e-6))
+    centrality = 1.0 - abs((x0 + x1) / 2 - 0.5)
+    shoulder_dx = float(pose.xy[L_SHOULDER, 0] - pose.xy[R_SHOULDER, 0])
+    frontal = 1.0 + 0.5 * (shoulder_dx > 0) + 0.5 * float(pose.visibility[NOSE] > 0.5)
+    score = size * centrality * frontal
+    if previous is not None:
+        px, py = previous.hip_centre_xy()
+        cx, cy = pose.hip_centre_xy()
+        # Continuity: the walker does not jump across the frame between two frames.
+        score *= 1.0 + max(0.0, 1.0 - 4.0 * math.hypot(cx - px, cy - py))
+    return score
+
+
+def select_walker(people: Sequence[Pose], previous: Pose | None = None) -> int | None:
+    """Index of the walker in `people`, or None when nobody qualifies."""
+    best, best_score = None, 0.0
+    for i, pose in enumerate(people):
+        s = walker_score(pose, previous)
+        if s > best_score:
+            best, best_score = i, s
+    return best

@@ -1,0 +1,106 @@
+// The partner's phone: rear camera, frames downscaled to 640 px on the long side, JPEG, one frame in
+// flight at a time (a new frame is sent only when the socket has drained), pose overlay and figures.
+
+const MAX_SIDE = 640;
+const MAGIC = new TextEncoder().encode("RGF1");
+
+export class CameraFeed {
+  constructor(link, { video, overlay, onStats, fps = 15, quality = 0.7 }) {
+    this.link = link;
+    this.video = video;
+    this.overlay = overlay;
+    this.onStats = onStats || (() => {});
+    this.fps = fps;
+    this.quality = quality;
+    this.canvas = document.createElement("canvas");
+    this.seq = 0;
+    this.busy = false;
+    this.skipped = 0;  // frames not sent because the socket had not drained
+    this.sentAt = new Map();
+    this.orientation = { pitch: null, roll: null };
+    this.running = false;
+    this.latencies = [];
+  }
+  async start() {
+    const stream = await navigator.mediaDevices.getUserMedia({
+      video: { facingMode: { ideal: "environment" }, width: { ideal: 640 }, height: { ideal: 480 } },
+      audio: false,
+    });
+    this.stream = stream;
+    this.video.srcObject = stream;
+    await this.video.play();
+    stream.getVideoTracks()[0].addEventListener("ended", () => this.onStats({ error: "camera stopped" }));
+    window.addEventListener("deviceorientation", (e) => {
+      this.orientation = { pitch: e.beta, roll: e.gamma };
+    });
+    this.running = true;
+    this.loop();
+  }
+  stop() {
+    this.running = false;
+    if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
+  }
+  loop() {
+    if (!this.running) return;
+    setTimeout(() => this.loop(), 1000 / this.fps);
+    this.capture();
+  }
+  capture() {
+    const v = this.video;
+    if (!v.videoWidth || !this.link.open) return;
+    if (this.busy || this.link.ws.bufferedAmount > 0) { this.skipped++; return; }
+    const scale = Math.min(1, MAX_SIDE / Math.max(v.videoWidth, v.videoHeight));
+    const w = Math.round(v.videoWidth * scale), h = Math.round(v.videoHeight * scale);
+    if (this.canvas.width !== w || this.canvas.height !== h) { this.canvas.width = w; this.canvas.height = h; }
+    this.canvas.getContext("2d").drawImage(v, 0, 0, w, h);
+    this.busy = true;
+    const seq = ++this.seq;
+    const t = performance.now();
+    this.canvas.toBlob(async (blob) => {
+      this.busy = false;
+      if (!blob || !this.link.open) return;
+      const jpeg = new Uint8Array(await blob.arrayBuffer());
+      const header = new TextEncoder().encode(JSON.stringify({ seq, t, ...this.orientation }));
+      const msg = new Uint8Array(6 + header.length + jpeg.length);
+      msg.set(MAGIC, 0);
+      new DataView(msg.buffer).setUint16(4, header.length);
+      msg.set(header, 6);
+      msg.set(jpeg, 6 + header.length);
+      this.link.send(msg);
+    }, "image/jpeg", this.quality);
+  }
+  onStatus(msg) {
+    if (typeof msg.capture_ms === "number") {
+      this.latencies.push(performance.now() - msg.capture_ms);
+      if (this.latencies.length > 30) this.latencies.shift();
+    }
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    this.onStats({
+      fps: msg.fps, dropped: msg.dropped + this.skipped, serverDropped: msg.dropped, skipped: this.skipped,
+      latencyMs: sorted.length ? sorted[Math.floor(sorted.length / 2)] : null,
+      poseMs: msg.timings_ms && msg.timings_ms.pose, people: msg.people, walker: !!msg.walker,
+    });
+    this.drawPose(msg.walker);
+  }
+  drawPose(walker) {
+    const c = this.overlay;
+    if (!c) return;
+    const r = this.video.getBoundingClientRect();
+    if (c.width !== Math.round(r.width) || c.height !== Math.round(r.height)) {
+      c.width = Math.round(r.width); c.height = Math.round(r.height);
+    }
+    const g = c.getContext("2d");
+    g.clearRect(0, 0, c.width, c.height);
+    if (!walker) return;
+    const bones = [[11, 12], [11, 13], [13, 15], [12, 14], [14, 16], [11, 23], [12, 24], [23, 24],
+      [23, 25], [25, 27], [24, 26], [26, 28], [27, 29], [28, 30], [29, 31], [30, 32]];
+    g.strokeStyle = "#3f3"; g.lineWidth = 3;
+    for (const [a, b] of bones) {
+      if (walker.vis[a] < 0.5 || walker.vis[b] < 0.5) continue;
+      g.beginPath();
+      g.moveTo(walker.xy[a][0] * c.width, walker.xy[a][1] * c.height);
+      g.lineTo(walker.xy[b][0] * c.width, walker.xy[b][1] * c.height);
+      g.stroke();
+    }
+  }
+}

@@ -1,0 +1,47 @@
+// What the walker's device does with the server's messages, including its own watchdog:
+// no message or heartbeat for 1 s means the server or the network is gone, and that is a stop cue.
+
+const SILENCE_LIMIT_MS = 1000;
+const STOP_REPEAT_MS = 2000;
+
+export class Ear {
+  constructor(player, show) {
+    this.player = player;
+    this.show = show;  // show(state) updates the page
+    this.lastHeard = null;
+    this.lastLocalStop = -Infinity;
+    this.watching = false;
+    this.rttMs = null;
+    this.timer = setInterval(() => this.tick(), 100);
+  }
+  heard() { this.lastHeard = performance.now(); }
+  onMessage(msg) {
+    this.heard();
+    if (msg.type === "cue") {
+      this.player.play(msg);
+      this.show({ cue: msg });
+    } else if (msg.type === "state") {
+      if (msg.watching && !this.watching) this.player.watching();
+      this.watching = msg.watching;
+      this.show({ watching: msg.watching, reason: msg.reason });
+    } else if (msg.type === "pong" && typeof msg.t === "number") {
+      this.rttMs = performance.now() - msg.t;
+      this.show({ rttMs: this.rttMs });
+    }
+  }
+  onClose() { this.localStop("Stop. Connection lost"); }
+  localStop(text) {
+    this.lastLocalStop = performance.now();
+    this.watching = false;
+    const cue = { tier: "stop", kind: "connection_lost", side: "centre", text, local: true };
+    this.player.play(cue);
+    this.show({ watching: false, reason: "connection_lost", cue });
+  }
+  tick() {
+    if (this.lastHeard === null) return;  // not started yet
+    const now = performance.now();
+    if (now - this.lastHeard > SILENCE_LIMIT_MS && now - this.lastLocalStop > STOP_REPEAT_MS) {
+      this.localStop("Stop. Connection lost");
+    }
+  }
+}
