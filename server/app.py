@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -229,10 +229,6 @@ def create_app(
             peer.send(message("pong", t=msg.get("t"), server_ms=round(now_ms(), 1)))
             return
         raise ProtocolError("unknown_type", f"unknown message type {kind!r}")
-
-    @app.get("/")
-    async def index() -> RedirectResponse:
-        return RedirectResponse("/index.html")
 
     app.mount("/", StaticFiles(directory=WEB_CLIENT_DIR, html=True), name="web_client")
     return app

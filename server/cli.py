@@ -104,12 +104,16 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rearguard", description="Eyes in the back of a backward walker's head.")
+    parser = argparse.ArgumentParser(
+        prog="rearguard", description="Eyes in the back of a backward walker's head."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start the service and print the links for the phones")
     serve.add_argument("--host", help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
-    serve.add_argument("--https", action="store_true", help="TLS with a self-signed certificate (phones need it)")
+    serve.add_argument(
+        "--https", action="store_true", help="TLS with a self-signed certificate (phones need it)"
+    )
     serve.add_argument("--public-url", help="base URL for links when behind a reverse proxy")
     serve.set_defaults(func=cmd_serve)
     models = sub.add_parser("models", help=f"build or verify the pose model bundle ({BUNDLE_PATH.name})")

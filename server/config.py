@@ -22,9 +22,12 @@ class Settings(BaseSettings):
         Path.home() / ".local" / "share" / "rearguard",
         description="Where the self-signed certificate is kept. No video is stored anywhere.",
     )
-    model_path: Path = Field(BUNDLE_PATH, description="The PoseLandmarker bundle, checked against its checksum.")
+    model_path: Path = Field(
+        BUNDLE_PATH, description="The PoseLandmarker bundle, checked against its checksum."
+    )
     public_base_url: str | None = Field(
-        None, description="Base URL for links and QR codes when behind a reverse proxy, e.g. https://rg.example"
+        None,
+        description="Base URL for links and QR codes when behind a reverse proxy, e.g. https://rg.example",
     )
     forwarded_allow_ips: str = Field("127.0.0.1", description="Proxies trusted for X-Forwarded-* headers.")
     max_sessions: int = Field(8, ge=1, le=256, description="Live sessions at once; each pose stream ~1 core.")
@@ -45,17 +48,30 @@ class Settings(BaseSettings):
         "inside the one-second fail-safe budget.",
     )
     heartbeat_interval_s: float = Field(
-        0.25, gt=0.05, le=1.0, description="Server heartbeat period; the walker page alarms after 1 s without."
+        0.25,
+        gt=0.05,
+        le=1.0,
+        description="Server heartbeat period; the walker page alarms after 1 s without.",
     )
-    walker_lost_grace_ms: int = Field(500, ge=0, le=3000, description="Walker out of view this long: stop cue.")
-    stop_repeat_s: float = Field(2.0, ge=0.5, le=30, description="A persisting stop condition repeats this often.")
-    repeat_s: float = Field(4.0, ge=0.5, le=60, description="A persisting lower-tier hazard repeats this often.")
+    walker_lost_grace_ms: int = Field(
+        500, ge=0, le=3000, description="Walker out of view this long: stop cue."
+    )
+    stop_repeat_s: float = Field(
+        2.0, ge=0.5, le=30, description="A persisting stop condition repeats this often."
+    )
+    repeat_s: float = Field(
+        4.0, ge=0.5, le=60, description="A persisting lower-tier hazard repeats this often."
+    )
     num_poses: int = Field(3, ge=1, le=6, description="People the pose model looks for; the walker is one.")
-    vision_workers: int = Field(2, ge=1, le=64, description="Threads running vision work, about one per core.")
+    vision_workers: int = Field(
+        2, ge=1, le=64, description="Threads running vision work, about one per core."
+    )
 
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(
-            walker_lost_grace_ms=self.walker_lost_grace_ms, num_poses=self.num_poses, model_path=self.model_path
+            walker_lost_grace_ms=self.walker_lost_grace_ms,
+            num_poses=self.num_poses,
+            model_path=self.model_path,
         )
 
     def alert_config(self) -> AlertConfig:

@@ -99,8 +99,8 @@ def parse_control(text: str) -> dict[str, Any]:
     return msg
 
 
-def message(kind: str, **fields: Any) -> dict[str, Any]:
-    return {"type": kind, "v": PROTOCOL_VERSION, **fields}
+def message(type_: str, /, **fields: Any) -> dict[str, Any]:
+    return {"type": type_, "v": PROTOCOL_VERSION, **fields}
 
 
 def cue_message(cue: Cue, cue_id: int, seq: int | None, capture_ms: float | None) -> dict[str, Any]:

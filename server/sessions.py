@@ -1,4 +1,4 @@
-"""Sessions: one camera, its walkers, a newest-frame-wins slot, and the loops that run vision and the watchdog."""
+"""Sessions: a camera, its walkers, a newest-frame-wins slot, and the loops for vision and the watchdog."""
 
 from __future__ import annotations
 
@@ -83,6 +83,7 @@ class Peer:
         self._status: str | None = None
         self._wake = asyncio.Event()
         self._closed = False
+        self._closer: asyncio.Task[None] | None = None
         self._writer = asyncio.create_task(self._write_loop(), name=f"peer-{role}-{session_id}")
 
     def send(self, msg: dict[str, Any]) -> None:
@@ -92,7 +93,9 @@ class Peer:
             logger.warning("session %s: %s peer too slow, closing", self.session_id, self.role)
             self._closed = True
             self._wake.set()
-            asyncio.create_task(self._close(CLOSE_TOO_SLOW, "client does not read its messages"))
+            self._closer = asyncio.create_task(
+                self._close(CLOSE_TOO_SLOW, "client does not read its messages")
+            )
             return
         self._queue.append(json.dumps(msg, separators=(",", ":")))
         self._wake.set()
@@ -229,7 +232,9 @@ class Session:
                 peer.send(msg)
 
     def state_message(self) -> dict[str, Any]:
-        return message("state", watching=self.watching, reason=None if self.watching else self._blind_reason())
+        return message(
+            "state", watching=self.watching, reason=None if self.watching else self._blind_reason()
+        )
 
     def _blind_reason(self) -> str:
         if self.camera is None or self.camera_stale():
@@ -305,7 +310,9 @@ class Session:
             peers = [*self.walkers, *([self.camera] if self.camera else [])]
             for peer in peers:
                 peer.send(hb)
-            no_frames = self.last_frame_ms is None or t - self.last_frame_ms > self.settings.camera_timeout_s * 1000
+            no_frames = (
+                self.last_frame_ms is None or t - self.last_frame_ms > self.settings.camera_timeout_s * 1000
+            )
             if self.camera_ever_streamed and no_frames and self.listeners():
                 # Blind because nothing is coming in; the vision loop is idle, so the watchdog feeds
                 # the policy. Frame-time and watchdog-time share the server's monotonic clock.

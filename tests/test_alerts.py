@@ -10,7 +10,9 @@ ADV = Hazard(kind="obstacle", tier="advisory", side="left", text="Obstacle behin
 URG = Hazard(kind="obstacle", tier="urgent", side="left", text="Obstacle close, left")
 
 
-def run(frames: list[tuple[float, list[Hazard]]], config: AlertConfig | None = None) -> list[tuple[float, str]]:
+def run(
+    frames: list[tuple[float, list[Hazard]]], config: AlertConfig | None = None
+) -> list[tuple[float, str]]:
     policy = AlertPolicy(config or AlertConfig(stop_repeat_s=2.0, repeat_s=4.0))
     heard = []
     for t, hazards in frames:

@@ -26,7 +26,7 @@ def test_build_is_reproducible_and_matches_the_recorded_checksum() -> None:
 
 
 def test_missing_bundle_says_how_to_fix(tmp_path: Path) -> None:
-    with pytest.raises(ModelBundleError, match="missing.*rearguard models build"):
+    with pytest.raises(ModelBundleError, match=r"missing.*rearguard models build"):
         verify_bundle(tmp_path / "nope.task")
 
 
@@ -36,5 +36,5 @@ def test_corrupt_bundle_fails_at_app_start_up(tmp_path: Path) -> None:
     with bad.open("r+b") as f:
         f.seek(5000)
         f.write(b"\0" * 16)
-    with pytest.raises(ModelBundleError, match="corrupt.*rearguard models build"):
+    with pytest.raises(ModelBundleError, match=r"corrupt.*rearguard models build"):
         create_app(Settings(model_path=bad))

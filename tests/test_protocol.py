@@ -15,7 +15,11 @@ def test_bare_jpeg_is_a_frame() -> None:
 def test_envelope_round_trip() -> None:
     env = parse_frame(pack_frame(b"\xff\xd8x\xff\xd9", seq=7, t=12.5, pitch=-10, roll=2.0))
     assert (env.jpeg, env.seq, env.capture_ms, env.pitch_deg, env.roll_deg) == (
-        b"\xff\xd8x\xff\xd9", 7, 12.5, -10.0, 2.0,
+        b"\xff\xd8x\xff\xd9",
+        7,
+        12.5,
+        -10.0,
+        2.0,
     )
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -73,7 +73,7 @@ def decode_jpeg(data: bytes, max_pixels: int = PipelineConfig.max_frame_pixels) 
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise FrameDecodeError("corrupt JPEG (decoder failed)")
-    return img
+    return img.astype(np.uint8, copy=False)
 
 
 class Pipeline:
@@ -96,7 +96,7 @@ class Pipeline:
 
     def process(self, bgr: npt.NDArray[np.uint8], timestamp_ms: int) -> Analysis:
         t0 = time.perf_counter()
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.uint8, copy=False)
         t1 = time.perf_counter()
         people = self._estimator.detect(rgb, timestamp_ms)
         t2 = time.perf_counter()

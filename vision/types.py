@@ -35,7 +35,7 @@ class Pose:
         return self.visibility >= min_visibility
 
     def bbox_xyxy(self, min_visibility: float = 0.5) -> tuple[float, float, float, float]:
-        """Box around the visible landmarks (all of them if none is visible), normalised, clipped to [0, 1]."""
+        """Box around the visible landmarks (all if none is visible), normalised, clipped to [0, 1]."""
         mask = self.visible(min_visibility)
         pts = self.xy[mask] if mask.any() else self.xy
         x0, y0 = np.clip(pts.min(axis=0), 0.0, 1.0)

@@ -1,0 +1,292 @@
+"""The service through a real uvicorn on loopback with real WebSocket clients and MediaPipe on real frames."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from server.protocol import pack_frame
+from tests.conftest import LiveServer, empty_scene, jpeg, read_frames, start_server
+
+Msg = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LiveServer]:
+    srv = start_server(camera_timeout_s=0.7, walker_lost_grace_ms=400, max_sessions=64)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def walker_frames() -> list[bytes]:
+    return [jpeg(f) for f in read_frames("squats_facing_camera.mp4", limit=30)]
+
+
+EMPTY = jpeg(empty_scene())
+
+
+def recv_until(ws: ClientConnection, pred: Callable[[Msg], bool], timeout: float = 5.0) -> Msg:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("no matching message before the timeout")
+        msg = json.loads(ws.recv(timeout=left))
+        if pred(msg):
+            return dict(msg)
+
+
+def close_code(ws: ClientConnection, timeout: float = 5.0) -> int | None:
+    try:
+        while True:
+            ws.recv(timeout=timeout)
+    except ConnectionClosed as exc:
+        return exc.rcvd.code if exc.rcvd else None
+
+
+def is_type(kind: str) -> Callable[[Msg], bool]:
+    return lambda m: m.get("type") == kind
+
+
+def stream(
+    ws: ClientConnection, frames: list[bytes], fps: float, stop: threading.Event | None = None
+) -> None:
+    for i, f in enumerate(frames):
+        if stop is not None and stop.is_set():
+            return
+        ws.send(pack_frame(f, seq=i, t=time.monotonic() * 1000))
+        time.sleep(1 / fps)
+
+
+def test_healthz_and_session_creation(server: LiveServer) -> None:
+    assert httpx.get(f"{server.base}/healthz").json()["status"] == "ok"
+    s = server.create_session("solo")
+    assert s["mode"] == "solo" and len(s["token"]) >= 20
+    assert s["walker_url"].endswith(f"walker.html#s={s['session_id']}&t={s['token']}")
+    assert httpx.post(f"{server.base}/api/sessions", json={"mode": "bogus"}).status_code == 422
+    assert httpx.get(f"{server.base}/").status_code == 200
+    assert "<svg" in httpx.get(f"{server.base}/api/qr.svg", params={"data": s["walker_url"]}).text
+
+
+def test_status_carries_pose_and_timings_and_no_cue_while_walker_in_view(
+    server: LiveServer, walker_frames: list[bytes]
+) -> None:
+    s = server.create_session()
+    with connect(server.ws_url("camera", s)) as cam, connect(server.ws_url("walker", s)) as walker:
+        assert recv_until(walker, is_type("welcome"))["role"] == "walker"
+        stream(cam, walker_frames[:15], fps=10)
+        status = recv_until(cam, lambda m: m["type"] == "status" and m["seq"] == 14)
+        t = status["timings_ms"]
+        assert set(t) >= {"queued", "decode", "pose", "pipeline", "analysed", "cue_sent", "server"}
+        assert 0 < t["pose"] <= t["analysed"] <= t["server"]
+        assert status["walker"] is not None and len(status["walker"]["xy"]) == 33
+        assert status["received"] == 15 and status["bad_frames"] == 0
+        assert recv_until(walker, lambda m: m["type"] == "state" and m["watching"])["reason"] is None
+        # Up to now nothing was wrong, so nothing was cued.
+        walker_msgs = []
+        try:
+            while True:
+                walker_msgs.append(json.loads(walker.recv(timeout=0.2)))
+        except TimeoutError:
+            pass
+        assert not [m for m in walker_msgs if m["type"] == "cue"]
+
+
+def test_walker_leaving_view_gives_a_stop_cue(server: LiveServer, walker_frames: list[bytes]) -> None:
+    s = server.create_session()
+    with connect(server.ws_url("camera", s)) as cam, connect(server.ws_url("walker", s)) as walker:
+        stream(cam, walker_frames[:8], fps=10)
+        recv_until(cam, lambda m: m["type"] == "status" and m["seq"] == 7)
+        left_at = time.monotonic()
+        stop = threading.Event()
+        sender = threading.Thread(target=stream, args=(cam, [EMPTY] * 40, 10, stop))
+        sender.start()
+        try:
+            cue = recv_until(walker, is_type("cue"), timeout=3)
+        finally:
+            stop.set()
+            sender.join()
+        assert (cue["tier"], cue["kind"]) == ("stop", "walker_lost")
+        assert time.monotonic() - left_at < 1.0 + 0.4  # grace 0.4 s, then one frame and delivery
+
+
+def test_camera_that_goes_silent_or_closes_gives_a_stop_cue_within_a_second(
+    server: LiveServer, walker_frames: list[bytes]
+) -> None:
+    s = server.create_session()
+    with connect(server.ws_url("walker", s)) as walker:
+        with connect(server.ws_url("camera", s)) as cam:
+            stream(cam, walker_frames[:5], fps=10)
+            recv_until(cam, lambda m: m["type"] == "status" and m["seq"] == 4)
+            silent_at = time.monotonic()
+            cue = recv_until(walker, is_type("cue"), timeout=3)
+            assert (cue["tier"], cue["kind"]) == ("stop", "camera_lost")
+            assert time.monotonic() - silent_at < 1.0
+            stream(cam, walker_frames[5:12], fps=10)  # the camera comes back: watching again
+            assert recv_until(walker, lambda m: m["type"] == "state" and m["watching"])["reason"] is None
+            closed_at = time.monotonic()
+        cue = recv_until(walker, is_type("cue"), timeout=3)
+        assert cue["kind"] == "camera_lost" and time.monotonic() - closed_at < 0.5
+
+
+def test_heartbeats_reach_every_peer(server: LiveServer) -> None:
+    s = server.create_session()
+    with connect(server.ws_url("walker", s)) as walker:
+        start = time.monotonic()
+        beats = 0
+        while time.monotonic() - start < 1.0:
+            beats += json.loads(walker.recv(timeout=1))["type"] == "heartbeat"
+        assert beats >= 3
+        walker.send(json.dumps({"type": "ping", "t": 42}))
+        assert recv_until(walker, is_type("pong"))["t"] == 42
+
+
+@pytest.mark.parametrize(
+    ("role", "token", "session_id", "code"),
+    [
+        ("walker", "wrong", None, 4401),
+        ("camera", "", None, 4401),
+        ("camera", None, "nosuch", 4404),
+        ("spy", None, None, 4404),
+    ],
+)
+def test_refused_connections_get_a_close_code(
+    server: LiveServer, role: str, token: str | None, session_id: str | None, code: int
+) -> None:
+    s = server.create_session()
+    if session_id:
+        s["session_id"] = session_id
+    with connect(server.ws_url(role, s, token)) as ws:
+        assert close_code(ws) == code
+
+
+def test_second_camera_is_refused_but_a_reconnect_after_silence_takes_over(
+    server: LiveServer, walker_frames: list[bytes]
+) -> None:
+    s = server.create_session()
+    with connect(server.ws_url("camera", s)) as cam:
+        stream(cam, walker_frames[:2], fps=20)
+        with connect(server.ws_url("camera", s)) as second:
+            assert close_code(second) == 4409
+        time.sleep(1.0)  # the first camera goes silent, as a phone does when its network drops
+        with connect(server.ws_url("camera", s)) as third:
+            stream(third, walker_frames[2:4], fps=20)
+            assert recv_until(third, is_type("status"))["received"] >= 3
+        assert close_code(cam) == 4410
+
+
+def test_bad_input_gets_clear_errors_and_the_session_goes_on(
+    server: LiveServer, walker_frames: list[bytes]
+) -> None:
+    s = server.create_session()
+    with connect(server.ws_url("camera", s)) as cam:
+        for bad, code in [
+            (b"GIF89a not a jpeg", "bad_frame"),
+            (walker_frames[0][:2000], "bad_frame"),
+            (b"RGF1\x00\x05nope!", "bad_frame_header"),
+            ('{"type": "ping"', "bad_json"),
+            ('{"type": "launch"}', "unknown_type"),
+            ("[]", "bad_message"),
+        ]:
+            cam.send(bad)
+            err = recv_until(cam, is_type("error"))
+            assert err["code"] == code and err["detail"]
+        cam.send(pack_frame(walker_frames[1], seq=99))
+        status = recv_until(cam, lambda m: m["type"] == "status" and m["seq"] == 99)
+        assert status["walker"] is not None and status["bad_frames"] == 2
+
+
+@pytest.mark.parametrize(
+    ("role", "payload", "code"),
+    [
+        ("camera", b"\xff\xd8" + b"\0" * 1_100_000, 1009),  # over max_frame_bytes
+        ("camera", "x" * 5000, 1009),  # over max_text_bytes
+        ("walker", b"\xff\xd8\xff\xd9", 1003),  # walkers send no frames
+    ],
+)
+def test_oversized_or_misplaced_messages_close_the_socket(
+    server: LiveServer, role: str, payload: bytes | str, code: int
+) -> None:
+    s = server.create_session()
+    with connect(server.ws_url(role, s), max_size=None) as ws:
+        ws.send(payload)
+        assert close_code(ws) == code
+
+
+def test_flood_of_garbage_is_closed_and_other_sessions_keep_running(
+    server: LiveServer, walker_frames: list[bytes]
+) -> None:
+    good, bad = server.create_session(), server.create_session()
+    with connect(server.ws_url("camera", good)) as cam, connect(server.ws_url("camera", bad)) as vandal:
+        for _ in range(40):
+            vandal.send("{")
+        assert close_code(vandal) == 1008
+        stream(cam, walker_frames[:3], fps=20)
+        assert recv_until(cam, lambda m: m["type"] == "status" and m["seq"] == 2)["walker"] is not None
+
+
+def test_newest_frame_wins_when_the_camera_outruns_the_pipeline(
+    server: LiveServer, walker_frames: list[bytes]
+) -> None:
+    s = server.create_session()
+    with connect(server.ws_url("camera", s)) as cam:
+        n = 120
+        for i in range(n):  # as fast as the socket takes them: far faster than pose runs
+            cam.send(pack_frame(walker_frames[i % len(walker_frames)], seq=i))
+        last = recv_until(cam, lambda m: m["type"] == "status" and m["seq"] == n - 1, timeout=10)
+        assert last["received"] == n
+        assert last["dropped"] > n / 2 and last["processed"] + last["dropped"] == n
+        # The last frame waited for at most one frame's analysis, not for a queue of them.
+        assert last["timings_ms"]["queued"] < 4 * last["timings_ms"]["pipeline"] + 50
+
+
+def test_solo_socket_gets_both_status_and_cues(server: LiveServer) -> None:
+    s = server.create_session("solo")
+    with connect(server.ws_url("solo", s)) as solo:
+        stream(solo, [EMPTY] * 12, fps=10)
+        assert recv_until(solo, is_type("status"))["walker"] is None
+        assert recv_until(solo, is_type("cue"))["kind"] == "walker_lost"
+
+
+def test_server_full_is_a_clear_503() -> None:
+    srv = start_server(max_sessions=1)
+    try:
+        assert httpx.post(f"{srv.base}/api/sessions", json={}).status_code == 201
+        r = httpx.post(f"{srv.base}/api/sessions", json={})
+        assert r.status_code == 503 and "full" in r.json()["detail"]
+    finally:
+        srv.stop()
+
+
+def test_frames_are_not_written_to_disk(
+    server: LiveServer, walker_frames: list[bytes], tmp_path: Any
+) -> None:
+    """Privacy: video is not stored. Nothing the server writes may grow while frames stream."""
+    import os
+
+    def files() -> set[str]:
+        out = set()
+        for root in (server.settings.data_dir, os.getcwd()):
+            for dirpath, _, names in os.walk(root):
+                if ".venv" in dirpath or ".git" in dirpath or "__pycache__" in dirpath:
+                    continue
+                out |= {os.path.join(dirpath, n) for n in names}
+        return out
+
+    before = files()
+    s = server.create_session()
+    with connect(server.ws_url("camera", s)) as cam:
+        stream(cam, walker_frames[:5], fps=20)
+        recv_until(cam, lambda m: m["type"] == "status" and m["seq"] == 4)
+    assert {f for f in files() - before if not f.endswith((".pyc", ".tmp"))} == set()
+    assert np.frombuffer(walker_frames[0][:2], np.uint8).tolist() == [0xFF, 0xD8]
