@@ -43,7 +43,10 @@ RECORDER = """
   };
   if (window.speechSynthesis) {
     const speak = speechSynthesis.speak.bind(speechSynthesis);
-    speechSynthesis.speak = (u) => { if (u.text.trim()) log.push({ what: "speech", text: u.text, at: now() }); return speak(u); };
+    speechSynthesis.speak = (u) => {
+      if (u.text.trim()) log.push({ what: "speech", text: u.text, at: now() });
+      return speak(u);
+    };
   }
   if (navigator.vibrate) {
     const vib = navigator.vibrate.bind(navigator);
@@ -185,7 +188,10 @@ def test_camera_to_walker_cues_in_a_real_browser(
     ctx.close()
 
 
-def test_solo_page_plays_its_own_cues(browser: Any, server_process: tuple[subprocess.Popen[bytes], str]) -> None:
+ServerProc = tuple[subprocess.Popen[bytes], str]
+
+
+def test_solo_page_plays_its_own_cues(browser: Any, server_process: ServerProc) -> None:
     _, base = server_process
     s = httpx.post(f"{base}/api/sessions", json={"mode": "solo"}).json()
     ctx = browser.new_context()
@@ -198,7 +204,7 @@ def test_solo_page_plays_its_own_cues(browser: Any, server_process: tuple[subpro
     ctx.close()
 
 
-def test_wrong_token_is_shown_and_not_retried(browser: Any, server_process: tuple[subprocess.Popen[bytes], str]) -> None:
+def test_wrong_token_is_shown_and_not_retried(browser: Any, server_process: ServerProc) -> None:
     _, base = server_process
     s = httpx.post(f"{base}/api/sessions", json={"mode": "partner"}).json()
     page = browser.new_page()
