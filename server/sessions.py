@@ -187,6 +187,11 @@ class Session:
             peers.append(self.camera)
         return peers
 
+    def live_listeners(self) -> int:
+        """Devices that will play a cue: connected and heard from within three seconds (they ping)."""
+        t = now_ms()
+        return sum(1 for p in self.listeners() if t - p.last_heard_ms < 3000)
+
     def touch(self) -> None:
         self.last_activity_ms = now_ms()
 
@@ -293,6 +298,7 @@ class Session:
                         people=len(analysis.people),
                         hazards=[h.kind for h in analysis.hazards],
                         fps=round(self.stats.fps, 1),
+                        listeners=self.live_listeners(),
                         received=self.stats.received,
                         processed=self.stats.processed,
                         dropped=self.slot.dropped,

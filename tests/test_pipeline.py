@@ -71,3 +71,21 @@ def test_huge_frame_is_refused_before_decoding() -> None:
     big = jpeg(np.zeros((2000, 2000, 3), np.uint8))
     with pytest.raises(FrameDecodeError, match="over"):
         decode_jpeg(big, max_pixels=1000 * 1000)
+
+
+def test_the_walker_stays_the_same_person_when_two_are_in_view() -> None:
+    """Two people walk side by side toward the camera: the walker must not swap between them."""
+    frames = read_frames("corridor_two_walk_toward.mp4")
+    pipeline = Pipeline()
+    xs = []
+    for i, frame in enumerate(frames):
+        a = pipeline.process(frame, int(i * 80))
+        assert a.hazards == ()  # somebody who could be the walker is in view all along
+        if a.walker is not None:
+            xs.append(a.walker.hip_centre_xy()[0])
+            if len(a.people) >= 2:
+                centres = sorted(p.hip_centre_xy()[0] for p in a.people)
+                assert centres[-1] - centres[0] > 0.1  # two distinct people really were found
+    assert len(xs) >= 0.5 * len(frames)
+    jumps = [abs(b - a) for a, b in zip(xs, xs[1:], strict=False)]
+    assert max(jumps) < 0.15

@@ -38,7 +38,7 @@ def test_partial_body_is_nobody() -> None:
 
 
 def test_continuity_keeps_the_walker_when_a_passer_by_is_slightly_bigger() -> None:
-    walker, passer = person(0.35, 0.6), person(0.65, 0.65)
+    walker, passer = person(0.45, 0.6), person(0.55, 0.65)
     assert select_walker([passer, walker]) == 0  # alone, the bigger one wins
     assert select_walker([passer, walker], previous=walker) == 1
 
@@ -50,3 +50,9 @@ def test_shape_is_validated() -> None:
         assert "expected (33, 2), got (17, 2)" in str(exc)
     else:
         raise AssertionError("a (17, 2) pose was accepted")
+
+
+def test_someone_far_from_the_last_walker_position_is_not_the_walker() -> None:
+    walker, other = person(0.3, 0.6), person(0.7, 0.6)
+    assert select_walker([other], previous=walker) is None
+    assert select_walker([other]) == 0  # with no recent walker, anyone qualifies

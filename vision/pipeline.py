@@ -100,7 +100,10 @@ class Pipeline:
         t1 = time.perf_counter()
         people = self._estimator.detect(rgb, timestamp_ms)
         t2 = time.perf_counter()
-        idx = select_walker(people, self._walker)
+        recent = self._walker_seen_ms is not None and (
+            timestamp_ms - self._walker_seen_ms <= self.config.walker_lost_grace_ms
+        )
+        idx = select_walker(people, self._walker if recent else None)
         walker = people[idx] if idx is not None else None
         hazards = self._hazards(walker, timestamp_ms)
         t3 = time.perf_counter()

@@ -34,10 +34,27 @@ def walker_score(pose: Pose, previous: Pose | None = None) -> float:
     return score
 
 
+def same_person(pose: Pose, previous: Pose) -> bool:
+    """Could `pose` be `previous` a moment later? The walker and the partner move together, so the walker
+    hardly moves across the image; a hip centre that jumped by more than 3/4 of the walker's own box width
+    is somebody else (people side by side stand at least a body width apart)."""
+    x0, _, x1, _ = previous.bbox_xyxy()
+    px, py = previous.hip_centre_xy()
+    cx, cy = pose.hip_centre_xy()
+    return math.hypot(cx - px, cy - py) <= 0.75 * max(x1 - x0, 0.02)
+
+
 def select_walker(people: Sequence[Pose], previous: Pose | None = None) -> int | None:
-    """Index of the walker in `people`, or None when nobody qualifies."""
+    """Index of the walker in `people`, or None when nobody qualifies.
+
+    With `previous` (the walker as last seen, recently), only someone who could be the same person
+    qualifies: MediaPipe often returns one person per frame, and not always the same one, so the
+    largest person in view is not necessarily the walker. Better "walker not seen this frame" than a
+    passer-by taken for the walker."""
     best, best_score = None, 0.0
     for i, pose in enumerate(people):
+        if previous is not None and not same_person(pose, previous):
+            continue
         s = walker_score(pose, previous)
         if s > best_score:
             best, best_score = i, s

@@ -79,6 +79,7 @@ export class CameraFeed {
       fps: msg.fps, dropped: msg.dropped + this.skipped, serverDropped: msg.dropped, skipped: this.skipped,
       latencyMs: sorted.length ? sorted[Math.floor(sorted.length / 2)] : null,
       poseMs: msg.timings_ms && msg.timings_ms.pose, people: msg.people, walker: !!msg.walker,
+      listeners: msg.listeners,
     });
     this.drawPose(msg.walker);
   }
