@@ -1,4 +1,4 @@
-"""The command line and `--https`: bad flags get a clear error; the self-signed certificate really serves TLS."""
+"""The command line and `--https`: bad flags get a clear error; the self-signed certificate serves TLS."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ def test_bad_setting_in_the_environment_is_refused_clearly() -> None:
 
 
 def test_models_verify_passes() -> None:
-    r = subprocess.run([sys.executable, "-m", "server", "models", "verify"], capture_output=True, text=True, cwd=ROOT)
+    cmd = [sys.executable, "-m", "server", "models", "verify"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and "checksum ok" in r.stdout
 
 
@@ -74,11 +75,8 @@ def test_https_serves_with_the_certificate(tmp_path: Path) -> None:
     cert, key = ensure_certificate(tmp_path, [])
     port = free_port()
     app = create_app(Settings(host="127.0.0.1", port=port))
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, ssl_certfile=str(cert), ssl_keyfile=str(key), log_level="warning"
-        )
-    )
+    tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **tls))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 import pytest
@@ -87,5 +89,5 @@ def test_the_walker_stays_the_same_person_when_two_are_in_view() -> None:
                 centres = sorted(p.hip_centre_xy()[0] for p in a.people)
                 assert centres[-1] - centres[0] > 0.1  # two distinct people really were found
     assert len(xs) >= 0.5 * len(frames)
-    jumps = [abs(b - a) for a, b in zip(xs, xs[1:], strict=False)]
+    jumps = [abs(b - a) for a, b in itertools.pairwise(xs)]
     assert max(jumps) < 0.15
