@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import glob
+import json
 import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from models import BUNDLE_PATH, ModelBundleError, build_bundle, verify_bundle
+
+if TYPE_CHECKING:
+    from server.replay import ReplayOptions
 
 logger = logging.getLogger("rearguard")
 
@@ -82,10 +91,109 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         ws_max_size=settings.max_frame_bytes + 4096,
         proxy_headers=True,
+        access_log=False,  # its lines would carry session tokens from WebSocket query strings
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="info",
         **ssl_kwargs,  # type: ignore[arg-type]
     )
+    return 0
+
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"}
+
+
+def expand_clips(specs: Sequence[str]) -> list[Path]:
+    """Files as given, every video in a folder, and glob patterns the shell did not expand."""
+    out: list[Path] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            out += sorted(f for f in p.iterdir() if f.suffix.lower() in VIDEO_SUFFIXES)
+        elif any(ch in spec for ch in "*?[") and not p.exists():
+            out += sorted(Path(m) for m in glob.glob(spec))
+        else:
+            out.append(p)
+    return out
+
+
+def _replay_one(job: tuple[Path, Path, ReplayOptions]) -> tuple[str, dict[str, Any] | None, str | None]:
+    from server.clips import ClipError
+    from server.replay import replay_clip
+
+    clip, out, opts = job
+    try:
+        return clip.name, replay_clip(clip, out, opts), None
+    except ClipError as exc:
+        return clip.name, None, str(exc)
+    except Exception as exc:  # one broken clip must not lose the others' results
+        logger.exception("replay of %s failed", clip)
+        return clip.name, None, f"{type(exc).__name__}: {exc}"
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for r in rows:
+        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from server.replay import ReplayOptions
+
+    clips = expand_clips(args.clips)
+    if not clips:
+        print("rearguard: no clip matched", file=sys.stderr)
+        return 2
+    progress = sys.stderr.isatty() and not os.environ.get("CI")
+    opts = ReplayOptions(
+        mode=args.mode, video=not args.no_video, report=not args.no_report, fps=args.fps,
+        labels=Path(args.labels) if args.labels else None, progress=progress and len(clips) == 1,
+    )  # fmt: skip
+    if args.realtime:
+        from server.live_replay import cmd_realtime
+
+        return cmd_realtime(args, clips, opts)
+    base = Path(args.out) if args.out else Path("replay")
+    if len(clips) == 1:
+        jobs = [(clips[0], base if args.out else base / clips[0].stem, opts)]
+    else:
+        stems = [c.stem for c in clips]
+        jobs = [
+            (c, base / (c.stem if stems.count(c.stem) == 1 else f"{c.stem}-{i}"), opts)
+            for i, c in enumerate(clips)
+        ]
+    workers = max(1, min(len(jobs), args.jobs or os.cpu_count() or 1))
+    results: list[tuple[str, dict[str, Any] | None, str | None]] = []
+    if workers == 1:
+        results = [_replay_one(j) for j in jobs]
+    else:
+        # One process per clip at a time: MediaPipe holds the GIL-free core it runs on.
+        with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+            for i, res in enumerate(pool.map(_replay_one, jobs), 1):
+                results.append(res)
+                if progress:
+                    print(f"\r{i}/{len(jobs)} clips replayed", end="", file=sys.stderr, flush=True)
+        if progress:
+            print(file=sys.stderr)
+    rows = [r | {"out": str(j[1])} for (_, r, _), j in zip(results, jobs, strict=True) if r is not None]
+    errors = [(name, err) for name, _, err in results if err is not None]
+    if rows:
+        cols = ["clip", "frames", "duration_s", "walker_seen_share", "cues", "cues_per_minute", "stop_cues",
+                "pipeline_ms_median", "replay_fps"]  # fmt: skip
+        if any("labels" in r for r in rows):
+            cols.append("labels")
+        print_table(rows, [*cols, "out"])
+    if len(clips) > 1:
+        base.mkdir(parents=True, exist_ok=True)
+        (base / "summary.json").write_text(json.dumps({"clips": rows, "errors": dict(errors)}, indent=1))
+    for name, err in errors:
+        print(f"rearguard: {name}: {err}", file=sys.stderr)
+    if errors:
+        return 2
+    failed = [r["clip"] for r in rows if str(r.get("labels", "pass")) != "pass"]
+    if failed:
+        print(f"rearguard: expected events not met in {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -116,6 +224,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--public-url", help="base URL for links when behind a reverse proxy")
     serve.set_defaults(func=cmd_serve)
+    replay = sub.add_parser(
+        "replay",
+        help="run recorded clips through the live pipeline: timeline.json, annotated video, report",
+        description="Replays each clip frame by frame through the same pipeline and alert policy as a live "
+        "session. A labels file CLIP.labels.json next to a clip turns it into a regression test.",
+    )
+    replay.add_argument("clips", nargs="+", help="clip files, folders of clips, or glob patterns")
+    replay.add_argument("--mode", choices=["partner", "treadmill"], default="partner")
+    replay.add_argument(
+        "--out", help="output folder (default ./replay/CLIP_NAME; with several clips, one per clip)"
+    )
+    replay.add_argument(
+        "--fps", type=float, help="frame rate to assume when the container's is missing or wrong"
+    )
+    replay.add_argument("--labels", help="expected events file (default CLIP.labels.json beside the clip)")
+    replay.add_argument("--no-video", action="store_true", help="skip the annotated video")
+    replay.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    replay.add_argument("--jobs", type=int, help="clips replayed at once (default: one per core)")
+    replay.add_argument("--realtime", action="store_true", help="stream at the clip's frame rate to --server")
+    replay.add_argument(
+        "--server", help="a running Rearguard server, e.g. http://127.0.0.1:8000 (with --realtime)"
+    )
+    replay.set_defaults(func=cmd_replay)
     models = sub.add_parser("models", help=f"build or verify the pose model bundle ({BUNDLE_PATH.name})")
     models.add_argument("action", choices=["build", "verify"])
     models.set_defaults(func=cmd_models)
@@ -124,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = logging.INFO if args.command == "serve" else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     result: int = args.func(args)
     return result
 

@@ -270,6 +270,8 @@ class Session:
                     self.camera.send(message("error", code="bad_frame", detail=str(exc), seq=env.seq))
                 continue
             except Exception:
+                if self.pipeline is None:
+                    continue  # released while this frame was analysed
                 logger.exception("session %s: vision failed on a frame", self.id)
                 self.stats.bad_frames += 1
                 continue
@@ -327,6 +329,10 @@ class Session:
                 )
             elif not no_frames:
                 self._tell_state()
+            if self.camera is None and self.pipeline is not None and no_frames:
+                idle_s = (t - (self.last_frame_ms or self.created_ms)) / 1000
+                if idle_s > self.settings.pipeline_release_s:
+                    await self._release_pipeline()
 
     def camera_gone(self) -> None:
         """The camera socket closed: walkers hear the stop cue now, not after the timeout."""
@@ -337,15 +343,20 @@ class Session:
                 now_ms(), [Hazard(kind="camera_lost", tier="stop", text="Stop. Camera lost")], None, None
             )
 
+    async def _release_pipeline(self) -> None:
+        """Free the model (~100 MB) of a session whose camera is gone; a returning camera reloads it."""
+        if self.pipeline is not None:
+            pipeline, self.pipeline = self.pipeline, None
+            await asyncio.get_running_loop().run_in_executor(self.executor, pipeline.close)
+            logger.info("session %s: camera away, pose model released", self.id)
+
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
         for peer in [*self.walkers, *([self.camera] if self.camera else [])]:
             await peer.close(1001, "session closed")
             peer.stop()
-        if self.pipeline is not None:
-            pipeline, self.pipeline = self.pipeline, None
-            await asyncio.get_running_loop().run_in_executor(self.executor, pipeline.close)
+        await self._release_pipeline()
 
 
 class SessionRegistry:

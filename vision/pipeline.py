@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ class PipelineConfig:
     missed detection (motion blur, a swinging arm across the body) does not raise it."""
 
     walker_lost_grace_ms: int = 500
-    num_poses: int = 3
+    num_poses: int = 1  # see Settings.num_poses for the measurement behind it
     max_frame_pixels: int = 4096 * 4096
     model_path: Path | None = None  # None: the bundle in models/
 
@@ -77,7 +78,8 @@ def decode_jpeg(data: bytes, max_pixels: int = PipelineConfig.max_frame_pixels) 
 
 
 class Pipeline:
-    """Turns frames with timestamps into Analyses. Not thread-safe: one stream, one caller at a time."""
+    """Turns frames with timestamps into Analyses for one stream. Calls are serialised by a lock, so a
+    `close` from another thread waits for the frame in progress instead of freeing the model under it."""
 
     def __init__(self, config: PipelineConfig | None = None, estimator: PoseEstimator | None = None) -> None:
         self.config = config or PipelineConfig()
@@ -85,6 +87,8 @@ class Pipeline:
         self._walker: Pose | None = None
         self._walker_seen_ms: int | None = None
         self._first_ms: int | None = None
+        self._lock = threading.Lock()
+        self._closed = False
 
     def process_jpeg(self, data: bytes, timestamp_ms: int) -> Analysis:
         t0 = time.perf_counter()
@@ -95,6 +99,12 @@ class Pipeline:
         return analysis
 
     def process(self, bgr: npt.NDArray[np.uint8], timestamp_ms: int) -> Analysis:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("pipeline is closed")
+            return self._process(bgr, timestamp_ms)
+
+    def _process(self, bgr: npt.NDArray[np.uint8], timestamp_ms: int) -> Analysis:
         t0 = time.perf_counter()
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.uint8, copy=False)
         t1 = time.perf_counter()
@@ -134,4 +144,7 @@ class Pipeline:
         return []
 
     def close(self) -> None:
-        self._estimator.close()
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._estimator.close()

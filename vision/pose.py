@@ -21,7 +21,7 @@ class PoseEstimator:
         self,
         model_path: Path | None = None,
         *,
-        num_poses: int = 3,
+        num_poses: int = 1,
         min_detection_confidence: float = 0.5,
         min_presence_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,

@@ -1,0 +1,92 @@
+"""Recorded clips for replay: checked up front, upright, downscaled as the phone page would send them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+# The camera page sends at most 640 px on the long side; replay analyses the same size so that it
+# reproduces what a walker would have heard (web_client/camera.js MAX_SIDE).
+ANALYSIS_MAX_SIDE = 640
+# ...and JPEG-compresses it at this quality (camera.js: canvas.toBlob(..., 0.7)). Replay does the same so
+# that offline, realtime and live runs see the same pixels; it costs about 2 ms a frame.
+PHONE_JPEG_QUALITY = 70
+MAX_SOURCE_PIXELS = 7680 * 4320  # 8K; larger is refused rather than decoded
+MAX_FPS = 240.0
+
+
+class ClipError(ValueError):
+    """The clip cannot be replayed; the message says why."""
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    path: Path
+    fps: float
+    frame_count: int  # as the container claims; the real count is known after reading
+    source_wh: tuple[int, int]  # upright, after any rotation metadata
+    analysis_wh: tuple[int, int]
+
+
+def _even(x: float) -> int:
+    return max(2, round(x / 2) * 2)  # H.264 with yuv420p wants even sizes
+
+
+def probe(path: Path, fps_override: float | None = None) -> ClipInfo:
+    if not path.exists():
+        raise ClipError(f"{path}: no such file")
+    if not path.is_file():
+        raise ClipError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise ClipError(f"{path}: empty file (0 bytes)")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise ClipError(f"{path}: not a video this machine can decode")
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise ClipError(f"{path}: no frame could be decoded (zero-length or corrupt clip)")
+        h, w = frame.shape[:2]  # OpenCV applies the rotation metadata of phone clips by default
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    finally:
+        cap.release()
+    if w * h > MAX_SOURCE_PIXELS:
+        raise ClipError(f"{path}: {w}x{h} is larger than 8K; downscale it first")
+    if fps_override is not None:
+        if not 0 < fps_override <= MAX_FPS:
+            raise ClipError(f"--fps must be in (0, {MAX_FPS}], got {fps_override}")
+        fps = fps_override
+    elif not math.isfinite(fps) or not 0 < fps <= MAX_FPS:
+        raise ClipError(f"{path}: the container gives no usable frame rate ({fps}); pass --fps")
+    scale = min(1.0, ANALYSIS_MAX_SIDE / max(w, h))
+    return ClipInfo(path, fps, count, (w, h), (_even(w * scale), _even(h * scale)))
+
+
+def phone_jpeg(bgr: npt.NDArray[np.uint8]) -> bytes:
+    """The frame as the phone page would send it."""
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, PHONE_JPEG_QUALITY])
+    if not ok:
+        raise ClipError("JPEG encoding failed")
+    return bytes(buf.tobytes())
+
+
+def frames(info: ClipInfo) -> Iterator[npt.NDArray[np.uint8]]:
+    """Every frame, upright, at `info.analysis_wh`, BGR."""
+    cap = cv2.VideoCapture(str(info.path))
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                return
+            if (frame.shape[1], frame.shape[0]) != info.analysis_wh:
+                frame = cv2.resize(frame, info.analysis_wh, interpolation=cv2.INTER_AREA)
+            yield frame.astype(np.uint8, copy=False)
+    finally:
+        cap.release()

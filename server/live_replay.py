@@ -1,0 +1,163 @@
+"""`rearguard replay --realtime --server URL`: stream a clip at its own frame rate to a running server as a
+phone would, collect the cues that come back, and set them beside the offline timeline of the same clip."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+from server.clips import ClipError, ClipInfo, frames, phone_jpeg, probe
+from server.protocol import pack_frame
+from server.replay import ReplayOptions, percentile, replay_clip
+
+TAIL_S = 1.0  # wait this long after the last frame for its status and cues
+
+
+def create_session(server: str) -> dict[str, Any]:
+    req = urllib.request.Request(
+        f"{server.rstrip('/')}/api/sessions",
+        data=json.dumps({"mode": "partner"}).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:  # the user's own server URL
+        data: dict[str, Any] = json.load(resp)
+    return data
+
+
+async def stream_clip(info: ClipInfo, server: str) -> dict[str, Any]:
+    session = create_session(server)
+    ws_base = server.rstrip("/").replace("https://", "wss://").replace("http://", "ws://")
+    query = f"?token={session['token']}"
+    sent_ms: dict[int, float] = {}
+    latencies: list[float] = []
+    server_added: list[float] = []
+    events: list[dict[str, Any]] = []
+    last_status: dict[str, Any] = {}
+    start = time.monotonic()
+
+    def now_ms() -> float:
+        return (time.monotonic() - start) * 1000.0
+
+    async with (
+        connect(ws_base + session["ws"]["camera"] + query, max_size=2**22) as cam,
+        connect(ws_base + session["ws"]["walker"] + query) as walker,
+    ):
+
+        async def read_camera() -> None:
+            async for raw in cam:
+                msg = json.loads(raw)
+                if msg.get("type") == "status" and msg.get("seq") in sent_ms:
+                    e2e = now_ms() - sent_ms[msg["seq"]]
+                    latencies.append(e2e)
+                    server_added.append(e2e - float(msg["timings_ms"]["pose"]))
+                    last_status.update(msg)
+
+        async def read_walker() -> None:
+            async for raw in walker:
+                msg = json.loads(raw)
+                if msg.get("type") != "cue":
+                    continue
+                seq = msg.get("seq")
+                t = seq / info.fps if isinstance(seq, int) else now_ms() / 1000.0
+                events.append(
+                    {k: msg.get(k) for k in ("tier", "kind", "side", "distance_m", "ttc_s", "text", "repeat")}
+                    | {"t": round(t, 3), "received_s": round(now_ms() / 1000.0, 3)}
+                )
+
+        readers = [asyncio.create_task(read_camera()), asyncio.create_task(read_walker())]
+        n = 0
+        for i, frame in enumerate(frames(info)):
+            jpeg = phone_jpeg(frame)
+            sent_ms[i] = now_ms()
+            await cam.send(pack_frame(jpeg, seq=i, t=sent_ms[i]))
+            n = i + 1
+            delay = start + n / info.fps - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await asyncio.sleep(TAIL_S)
+        for task in readers:
+            task.cancel()
+    duration_s = n / info.fps
+    return {
+        "server": server,
+        "frames_sent": n,
+        "frames_processed": int(last_status.get("processed", 0)),
+        "frames_dropped": int(last_status.get("dropped", 0)),
+        "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)},
+        "server_added_ms": {"p50": percentile(server_added, 50), "p95": percentile(server_added, 95)},
+        # Cues after the last frame are the server noticing the stream ended (camera lost), not the clip.
+        "events": [e for e in events if e["t"] <= duration_s],
+    }
+
+
+def compare(
+    offline: list[dict[str, Any]], live: list[dict[str, Any]], tolerance_s: float = 1.0
+) -> dict[str, Any]:
+    """Pair the onsets of the two timelines by kind and time."""
+    a = [e for e in offline if not e.get("repeat")]
+    b = [e for e in live if not e.get("repeat")]
+    used: set[int] = set()
+    matched, only_offline = [], []
+    for e in a:
+        j = next(
+            (
+                j
+                for j, f in enumerate(b)
+                if j not in used and f["kind"] == e["kind"] and abs(f["t"] - e["t"]) <= tolerance_s
+            ),
+            None,
+        )
+        if j is None:
+            only_offline.append(e)
+        else:
+            used.add(j)
+            matched.append([e, b[j]])
+    only_live = [f for j, f in enumerate(b) if j not in used]
+    return {
+        "matched": matched,
+        "only_offline": only_offline,
+        "only_live": only_live,
+        "tolerance_s": tolerance_s,
+    }
+
+
+def cmd_realtime(args: argparse.Namespace, clips: list[Path], opts: ReplayOptions) -> int:
+    if not args.server:
+        print("rearguard: --realtime needs --server URL (a running `rearguard serve`)", file=sys.stderr)
+        return 2
+    if not args.server.startswith(("http://", "https://")):
+        print(f"rearguard: --server must be an http:// or https:// URL, got {args.server!r}", file=sys.stderr)
+        return 2
+    status = 0
+    for clip in clips:
+        out = Path(args.out) if args.out and len(clips) == 1 else Path(args.out or "replay") / clip.stem
+        try:
+            info = probe(clip, opts.fps)
+            live = asyncio.run(stream_clip(info, args.server))
+            row = replay_clip(clip, out, opts, live=live)
+        except ClipError as exc:
+            print(f"rearguard: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        except OSError as exc:
+            print(f"rearguard: cannot reach {args.server}: {exc}", file=sys.stderr)
+            return 2
+        lat, cmp = live["latency_ms"], row["comparison"]
+        print(
+            f"{clip.name}: {live['frames_sent']} frames sent, {live['frames_processed']} processed, "
+            f"{live['frames_dropped']} dropped; latency p50 {lat['p50'] or 0:.1f} ms "
+            f"p95 {lat['p95'] or 0:.1f} ms; {len(cmp['matched'])} cues as offline, "
+            f"{len(cmp['only_offline'])} only offline, {len(cmp['only_live'])} only live -> {out}"
+        )
+        if str(row.get("labels", "pass")) != "pass":
+            status = max(status, 1)
+    return status

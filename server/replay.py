@@ -1,0 +1,354 @@
+"""Replay for testers: a recorded clip through the same pipeline and alert policy as a live session.
+
+Writes `timeline.json` (the contract in DESIGN.md), `frames.json` (per-frame columns), `annotated.mp4`
+(H.264 + AAC with the cues mixed in) and `report.html`, into a hidden temporary folder that is moved
+into place only when everything is written: a failed replay leaves nothing that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from server.clips import ClipError, ClipInfo, frames, phone_jpeg, probe
+from server.config import Settings
+from server.soundtrack import mix_cues, to_wav_bytes
+from vision.alerts import AlertPolicy, Cue
+from vision.draw import annotate
+from vision.pipeline import Pipeline
+
+logger = logging.getLogger(__name__)
+CUE_DISPLAY_S = 1.5  # how long the annotated video shows a cue's text after it sounds
+MODES = ("partner", "treadmill")
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    mode: str = "partner"
+    video: bool = True
+    report: bool = True
+    fps: float | None = None
+    labels: Path | None = None
+    progress: bool = False
+    settings: Settings = field(default_factory=Settings)
+
+
+def event_of(cue: Cue) -> dict[str, Any]:
+    return {
+        "t": round(cue.t_s, 3),
+        "tier": cue.tier,
+        "kind": cue.kind,
+        "side": cue.side,
+        "distance_m": cue.distance_m,
+        "ttc_s": cue.ttc_s,
+        "text": cue.text,
+        "repeat": cue.repeat,
+    }
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+class Progress:
+    """A one-line progress bar with ETA on a terminal; nothing at all otherwise (CI, pipes)."""
+
+    def __init__(self, total: int, label: str, enabled: bool, stream: IO[str] = sys.stderr) -> None:
+        self.total, self.label, self.enabled, self.stream = max(total, 1), label, enabled, stream
+        self.start = time.monotonic()
+        self._last = 0.0
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < 0.2 and done < self.total):
+            return
+        self._last = now
+        frac = min(1.0, done / self.total)
+        rate = done / max(now - self.start, 1e-6)
+        eta = (self.total - done) / rate if rate > 0 else 0.0
+        bar = "#" * int(frac * 30)
+        self.stream.write(
+            f"\r{self.label[:30]:30} [{bar:30}] {frac:4.0%} {done}/{self.total} "
+            f"{rate:5.1f} fps ETA {eta:4.0f}s"
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class VideoSink:
+    """Annotated frames into ffmpeg (H.264, yuv420p, plays in every browser); audio is muxed in afterwards."""
+
+    def __init__(self, path: Path, wh: tuple[int, int], fps: float) -> None:
+        exe = shutil.which("ffmpeg")
+        if exe is None:
+            raise ClipError(
+                "the annotated video needs ffmpeg (scripts/install.sh installs it), or pass --no-video"
+            )
+        self.path = path
+        self.exe = exe
+        cmd = [
+            exe, "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
+            "-s", f"{wh[0]}x{wh[1]}", "-r", f"{fps:.6f}", "-i", "-",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-pix_fmt", "yuv420p", str(path),
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def write(self, bgr: npt.NDArray[np.uint8]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(bgr.tobytes())
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+        if self.proc.wait() != 0:
+            raise RuntimeError(f"ffmpeg failed writing the annotated video: {err.strip()}")
+
+    def abort(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def mux_audio(self, wav: Path, out: Path) -> None:
+        cmd = [
+            self.exe, "-loglevel", "error", "-y", "-i", str(self.path), "-i", str(wav),
+            "-c:v", "copy", "-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart", str(out),
+        ]  # fmt: skip
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            raise RuntimeError(f"ffmpeg failed adding the audio track: {r.stderr.strip()}")
+
+
+@dataclass
+class Frames:
+    """Per-frame columns, as frames.json holds them."""
+
+    t: list[float] = field(default_factory=list)
+    pipeline_ms: list[float] = field(default_factory=list)
+    pose_ms: list[float] = field(default_factory=list)
+    walker: list[int] = field(default_factory=list)
+    people: list[int] = field(default_factory=list)
+    hazards: list[list[str]] = field(default_factory=list)
+    ttc_s: list[float | None] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[Any]]:
+        return dict(self.__dict__)
+
+
+def analyse(
+    info: ClipInfo, opts: ReplayOptions, sink: VideoSink | None
+) -> tuple[list[dict[str, Any]], Frames, float]:
+    """Every frame through the pipeline and the alert policy: (events, frame columns, wall seconds)."""
+    pipeline = Pipeline(opts.settings.pipeline_config())
+    policy = AlertPolicy(opts.settings.alert_config())
+    events: list[dict[str, Any]] = []
+    cols = Frames()
+    progress = Progress(info.frame_count, info.path.name, opts.progress)
+    start = time.perf_counter()
+    try:
+        for i, frame in enumerate(frames(info)):
+            ts_ms = round(i * 1000.0 / info.fps)  # from index and fps: two runs give the same timeline
+            a = pipeline.process_jpeg(phone_jpeg(frame), ts_ms)
+            out = policy.update(ts_ms / 1000.0, a.hazards)
+            events += [event_of(c) for c in out.cues]
+            ttcs = [h.ttc_s for h in a.hazards if h.ttc_s is not None]
+            cols.t.append(round(ts_ms / 1000.0, 3))
+            cols.pipeline_ms.append(round(a.timings_ms["pipeline"] + a.timings_ms["decode"], 2))
+            cols.pose_ms.append(round(a.timings_ms["pose"], 2))
+            cols.walker.append(int(a.walker is not None))
+            cols.people.append(len(a.people))
+            cols.hazards.append(sorted({h.kind for h in a.hazards}))
+            cols.ttc_s.append(min(ttcs) if ttcs else None)
+            if sink is not None:
+                shown = next((e for e in reversed(events) if ts_ms / 1000.0 - e["t"] < CUE_DISPLAY_S), None)
+                elapsed = time.perf_counter() - start
+                sink.write(
+                    annotate(
+                        frame,
+                        a,
+                        cue=(shown["tier"], shown["text"]) if shown else None,
+                        watching=not policy.blind,
+                        fps=(i + 1) / elapsed if elapsed > 0 else 0.0,
+                        cost_ms=a.timings_ms["pipeline"],
+                    )
+                )
+            progress.update(i + 1)
+    finally:
+        progress.close()
+        pipeline.close()
+    if not cols.t:
+        raise ClipError(f"{info.path}: no frame could be decoded")
+    return events, cols, time.perf_counter() - start
+
+
+def summarise(events: list[dict[str, Any]], cols: Frames, duration_s: float, wall_s: float) -> dict[str, Any]:
+    onsets = [e for e in events if not e["repeat"]]
+    return {
+        "walker_seen_share": round(sum(cols.walker) / len(cols.walker), 3),
+        "cues": len(events),
+        "cue_onsets": len(onsets),
+        "cues_per_minute": round(len(events) / max(duration_s, 1e-6) * 60, 2),
+        "stop_cues": sum(1 for e in events if e["tier"] == "stop"),
+        "pipeline_ms_median": round(statistics.median(cols.pipeline_ms), 2),
+        "pipeline_ms_p95": round(percentile(cols.pipeline_ms, 95) or 0.0, 2),
+        "pose_ms_median": round(statistics.median(cols.pose_ms), 2),
+        "replay_fps": round(len(cols.t) / wall_s, 2),
+        "wall_s": round(wall_s, 2),
+    }
+
+
+def labels_path_for(clip: Path) -> Path:
+    return clip.with_name(clip.stem + ".labels.json")
+
+
+def load_labels(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ClipError(f"{path}: cannot read the labels file: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("expect", []), list):
+        raise ClipError(f'{path}: a labels file is an object with a list "expect" (see docs/replay.md)')
+    for item in data.get("expect", []):
+        if not isinstance(item, dict) or "kind" not in item or not isinstance(item.get("t"), int | float):
+            raise ClipError(f'{path}: every expected event needs "t" (seconds) and "kind": {item!r}')
+    return data
+
+
+def check_labels(labels: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Match expected events to the cues' onsets (repeats of a cue already heard are not new events).
+
+    An expected event matches the earliest unmatched onset of the same kind (and tier, when given)
+    within its tolerance. Onsets nothing expected are false alarms, unless their kind is listed in
+    "ignore_kinds"."""
+    default_tol = float(labels.get("tolerance_s", 1.0))
+    ignore = set(labels.get("ignore_kinds", []))
+    onsets = [e for e in events if not e.get("repeat")]
+    used: set[int] = set()
+    matches, misses = [], []
+    for exp in sorted(labels.get("expect", []), key=lambda e: float(e["t"])):
+        tol = float(exp.get("tolerance_s", default_tol))
+        hit = next(
+            (
+                i
+                for i, e in enumerate(onsets)
+                if i not in used
+                and e["kind"] == exp["kind"]
+                and exp.get("tier", e["tier"]) == e["tier"]
+                and abs(float(e["t"]) - float(exp["t"])) <= tol
+            ),
+            None,
+        )
+        if hit is None:
+            misses.append(exp)
+        else:
+            used.add(hit)
+            matches.append([exp, onsets[hit]])
+    false_alarms = [e for i, e in enumerate(onsets) if i not in used and e["kind"] not in ignore]
+    return {
+        "matches": matches,
+        "misses": misses,
+        "false_alarms": false_alarms,
+        "passed": not misses and not false_alarms,
+    }
+
+
+def replay_clip(
+    clip: Path, out_dir: Path, opts: ReplayOptions, live: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Replay one clip offline into `out_dir`. Returns the summary row; raises ClipError on bad input.
+
+    With `live` (what a running server answered when the same clip was streamed to it), also writes
+    `live.json` and sets the two timelines side by side in the report."""
+    if opts.mode not in MODES:
+        raise ClipError(f"--mode must be one of {', '.join(MODES)}, got {opts.mode!r}")
+    if opts.mode == "treadmill":
+        raise ClipError("treadmill mode is not built yet: its zones and body-state hazards do not exist")
+    info = probe(clip, opts.fps)
+    labels_file = opts.labels or (labels_path_for(clip) if labels_path_for(clip).is_file() else None)
+    labels = load_labels(labels_file) if labels_file else None
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    sink: VideoSink | None = None
+    try:
+        sink = VideoSink(tmp / "video-only.mp4", info.analysis_wh, info.fps) if opts.video else None
+        events, cols, wall_s = analyse(info, opts, sink)
+        duration_s = len(cols.t) / info.fps
+        timeline: dict[str, Any] = {
+            "clip": clip.name,
+            "mode": opts.mode,
+            "fps": round(info.fps, 3),
+            "frames": len(cols.t),
+            "duration_s": round(duration_s, 3),
+            "source": "offline",
+            "events": events,
+            "summary": summarise(events, cols, duration_s, wall_s),
+            "analysis_wh": list(info.analysis_wh),
+            "source_wh": list(info.source_wh),
+        }
+        checked = check_labels(labels, events) if labels is not None else None
+        if checked is not None:
+            timeline["labels"] = {k: v for k, v in checked.items() if k != "matches"} | {
+                "matched": len(checked["matches"])
+            }
+        (tmp / "timeline.json").write_text(json.dumps(timeline, indent=1))
+        (tmp / "frames.json").write_text(json.dumps(cols.as_dict(), separators=(",", ":")))
+        comparison = None
+        if live is not None:
+            from server.live_replay import compare
+
+            comparison = compare(events, live["events"])
+            (tmp / "live.json").write_text(json.dumps(live | {"comparison": comparison}, indent=1))
+        if sink is not None:
+            sink.close()
+            wav = tmp / "cues.wav"
+            wav.write_bytes(to_wav_bytes(mix_cues(events, duration_s)))
+            sink.mux_audio(wav, tmp / "annotated.mp4")
+            (tmp / "video-only.mp4").unlink()
+            wav.unlink()
+            sink = None
+        if opts.report:
+            from server.report import render_report
+
+            render_report(
+                tmp,
+                timeline,
+                cols.as_dict(),
+                live=live,
+                comparison=comparison,
+                labels=checked,
+                video_name="annotated.mp4" if opts.video else None,
+            )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for f in tmp.iterdir():
+            os.replace(f, out_dir / f.name)
+    finally:
+        if sink is not None:
+            sink.abort()
+        shutil.rmtree(tmp, ignore_errors=True)
+    row: dict[str, Any] = {"clip": clip.name, "frames": len(cols.t), "duration_s": round(duration_s, 2)}
+    row |= timeline["summary"]
+    if comparison is not None:
+        row["comparison"] = comparison
+    if checked is not None:
+        row["labels"] = (
+            "pass"
+            if checked["passed"]
+            else f"FAIL ({len(checked['misses'])} missed, {len(checked['false_alarms'])} false)"
+        )
+    return row
