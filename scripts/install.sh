@@ -20,6 +20,9 @@ for cand in python3.11 python3; do
   fi
 done
 [ -n "$PY" ] || need+=(python3 python3-venv python3-dev)
+# ffmpeg writes replay's annotated videos (H.264 + AAC); espeak-ng speaks the cue phrases.
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
 # Chromium from Debian drives the browser tests; Playwright never downloads a browser of its own.
 if [ "$with_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then need+=(chromium); fi
 if [ "${#need[@]}" -gt 0 ]; then

@@ -38,6 +38,14 @@ def _even(x: float) -> int:
     return max(2, round(x / 2) * 2)  # H.264 with yuv420p wants even sizes
 
 
+def open_upright(path: Path) -> cv2.VideoCapture:
+    """A capture that applies the rotation tag phones write into portrait clips. OpenCV 4.11 reads the
+    tag but leaves auto-rotation off; the frames then match what ffmpeg and browsers display."""
+    cap = cv2.VideoCapture(str(path))
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+    return cap
+
+
 def probe(path: Path, fps_override: float | None = None) -> ClipInfo:
     if not path.exists():
         raise ClipError(f"{path}: no such file")
@@ -45,14 +53,14 @@ def probe(path: Path, fps_override: float | None = None) -> ClipInfo:
         raise ClipError(f"{path}: not a file")
     if path.stat().st_size == 0:
         raise ClipError(f"{path}: empty file (0 bytes)")
-    cap = cv2.VideoCapture(str(path))
+    cap = open_upright(path)
     try:
         if not cap.isOpened():
             raise ClipError(f"{path}: not a video this machine can decode")
         ok, frame = cap.read()
         if not ok or frame is None:
             raise ClipError(f"{path}: no frame could be decoded (zero-length or corrupt clip)")
-        h, w = frame.shape[:2]  # OpenCV applies the rotation metadata of phone clips by default
+        h, w = frame.shape[:2]
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     finally:
@@ -79,7 +87,7 @@ def phone_jpeg(bgr: npt.NDArray[np.uint8]) -> bytes:
 
 def frames(info: ClipInfo) -> Iterator[npt.NDArray[np.uint8]]:
     """Every frame, upright, at `info.analysis_wh`, BGR."""
-    cap = cv2.VideoCapture(str(info.path))
+    cap = open_upright(info.path)
     try:
         while True:
             ok, frame = cap.read()
