@@ -33,7 +33,8 @@ def rearguard(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 def write_clip(path: Path, frames: list[np.ndarray], fps: float, extra: list[str] | None = None) -> Path:
     h, w = frames[0].shape[:2]
     cmd = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
-           "-r", str(fps), "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p", *(extra or []), str(path)]  # fmt: skip
+           "-r", str(fps), "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           *(extra or []), str(path)]  # fmt: skip
     subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), check=True)
     return path
 
@@ -66,17 +67,14 @@ def test_replay_writes_timeline_video_with_cue_audio_and_report(leaving_clip: Pa
     assert len(frames["t"]) == 80 and sum(frames["walker"][:40]) >= 38 and sum(frames["walker"][40:]) == 0
     assert (out / "report.html").stat().st_size > 1000
 
-    probe_out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,duration", "-of", "json", str(out / "annotated.mp4")],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    video = str(out / "annotated.mp4")
+    cmd = ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,duration", "-of", "json", video]
+    probe_out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     streams = {s["codec_name"]: float(s["duration"]) for s in json.loads(probe_out)["streams"]}
     assert set(streams) == {"h264", "aac"} and all(abs(d - 8.0) < 0.2 for d in streams.values())
     # The audio track is silent until the first cue and sounds at each cue.
-    wav = subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-i", str(out / "annotated.mp4"), "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "wav", "-"],
-        capture_output=True, check=True,
-    ).stdout  # fmt: skip
+    cmd = ["ffmpeg", "-loglevel", "error", "-i", video, "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "wav", "-"]
+    wav = subprocess.run(cmd, capture_output=True, check=True).stdout
     audio = decode_wav_mono(wav)
     loud = np.flatnonzero(np.abs(audio) > 0.05) / SAMPLE_RATE
     assert loud.size and abs(loud[0] - 4.5) < 0.1
