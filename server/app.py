@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import logging
 import time
@@ -16,6 +17,7 @@ from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocket
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from models import verify_bundle
 from server.config import Settings
@@ -33,6 +35,8 @@ from server.protocol import (
     parse_frame,
 )
 from server.sessions import Peer, Session, SessionRegistry, now_ms
+from server.soundtrack import espeak_available, phrase_wav
+from vision.phrases import all_phrases
 
 logger = logging.getLogger(__name__)
 WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web_client"
@@ -76,6 +80,7 @@ def create_app(
     settings = settings or Settings()
     # Fail at start-up, not on the first frame, when the model bundle is missing or corrupt.
     verify_bundle(settings.model_path)
+    settings.pipeline_config()  # a bad drill file fails here, at start-up, not in a session
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -135,6 +140,40 @@ def create_app(
         buf = io.BytesIO()
         img.save(buf)
         return Response(buf.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+    phrase_texts = all_phrases()
+
+    @app.get("/api/phrases")
+    async def phrases() -> dict[str, Any]:
+        """Every phrase a cue may speak, with a URL of its pre-rendered audio (None without espeak-ng:
+        the page then uses the browser's own speech)."""
+        rendered = espeak_available()
+        return {
+            "rendered": rendered,
+            "phrases": {
+                pid: {
+                    "text": text,
+                    "url": f"/api/phrases/{pid}.wav?v={hashlib.sha1(text.encode()).hexdigest()[:8]}"
+                    if rendered
+                    else None,
+                }
+                for pid, text in phrase_texts.items()
+            },
+        }
+
+    @app.get("/api/phrases/{pid}.wav")
+    async def phrase_audio(pid: str) -> Response:
+        if pid not in phrase_texts:
+            raise HTTPException(404, f"no phrase {pid!r}")
+        if not espeak_available():
+            raise HTTPException(
+                503, "espeak-ng is not installed on the server (scripts/install.sh installs it)"
+            )
+        data = await run_in_threadpool(phrase_wav, phrase_texts[pid])
+        # The URL carries a hash of the text, so the page may keep it for good.
+        return Response(
+            data, media_type="audio/wav", headers={"Cache-Control": "public, max-age=31536000, immutable"}
+        )
 
     @app.websocket("/ws/{role}/{session_id}")
     async def ws_endpoint(websocket: WebSocket, role: str, session_id: str, token: str | None = None) -> None:
@@ -224,6 +263,22 @@ def create_app(
     def handle_control(session: Session, peer: Peer, msg: dict[str, Any]) -> None:
         kind = msg["type"]
         if kind == "heartbeat":
+            return
+        if kind == "settings":
+            sensitivity = msg.get("sensitivity")
+            if sensitivity not in ("early", "normal", "fewer"):
+                raise ProtocolError("bad_settings", 'sensitivity must be "early", "normal" or "fewer"')
+            session.policy.set_sensitivity(sensitivity)
+            peer.send(message("settings", sensitivity=sensitivity))
+            return
+        if kind == "swap":
+            # The pair swaps roles (the brief advises it often): every walker device becomes the
+            # camera and the camera becomes a walker. Pages navigate themselves; the session stays.
+            if peer.role != "camera":
+                raise ProtocolError("bad_message", "only the camera can ask to swap roles")
+            for walker in session.walkers:
+                walker.send(message("swap", role="camera"))
+            peer.send(message("swap", role="walker"))
             return
         if kind == "ping":
             peer.send(message("pong", t=msg.get("t"), server_ms=round(now_ms(), 1)))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models import BUNDLE_PATH
 from vision.alerts import AlertConfig
+from vision.drill import load_drill
 from vision.pipeline import PipelineConfig
 
 
@@ -60,13 +62,28 @@ class Settings(BaseSettings):
         2.0, ge=0.5, le=30, description="A persisting stop condition repeats this often."
     )
     repeat_s: float = Field(
-        4.0, ge=0.5, le=60, description="A persisting lower-tier hazard repeats this often."
+        0.0,
+        ge=0,
+        le=60,
+        description="Speak a persisting obstacle again this often; 0: never (beeps carry it).",
+    )
+    hold_s: float = Field(
+        0.6, ge=0, le=3, description="A hazard missing from detection for less than this is the same hazard."
+    )
+    sensitivity: Literal["early", "normal", "fewer"] = Field(
+        "normal", description="Default warning sensitivity; each walker page can change its session's."
+    )
+    alert_interval_s: float = Field(
+        0.25, gt=0.05, le=2, description="How often the walker page hears the figures of a sounding hazard."
     )
     pipeline_release_s: float = Field(
         20.0,
         ge=0,
         le=3600,
         description="Free a session's pose model when its camera has been away this long.",
+    )
+    drill: Path | None = Field(
+        None, description="A drill file of scripted hazards (docs/protocol.md) played in every session."
     )
     num_poses: int = Field(
         1,
@@ -84,7 +101,13 @@ class Settings(BaseSettings):
             walker_lost_grace_ms=self.walker_lost_grace_ms,
             num_poses=self.num_poses,
             model_path=self.model_path,
+            drill=load_drill(self.drill) if self.drill else (),
         )
 
     def alert_config(self) -> AlertConfig:
-        return AlertConfig(stop_repeat_s=self.stop_repeat_s, repeat_s=self.repeat_s)
+        return AlertConfig(
+            stop_repeat_s=self.stop_repeat_s,
+            repeat_s=self.repeat_s,
+            hold_s=self.hold_s,
+            sensitivity=self.sensitivity,
+        )

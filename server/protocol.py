@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vision.alerts import Cue
+from vision.alerts import Active, Cue
 from vision.types import Analysis
 
 PROTOCOL_VERSION = 1
@@ -114,9 +115,29 @@ def cue_message(cue: Cue, cue_id: int, seq: int | None, capture_ms: float | None
         distance_m=cue.distance_m,
         ttc_s=cue.ttc_s,
         repeat=cue.repeat,
+        phrase=cue.phrase,
+        key=cue.key,
         t=round(cue.t_s, 3),
         seq=seq,
         capture_ms=capture_ms,
+    )
+
+
+def alert_message(active: Sequence[Active]) -> dict[str, Any]:
+    """What is sounding now, most important first: the walker page's beeper follows the first."""
+    return message(
+        "alert",
+        active=[
+            {
+                "key": a.key,
+                "tier": a.tier,
+                "kind": a.kind,
+                "side": a.side,
+                "ttc_s": None if a.ttc_s is None else round(a.ttc_s, 2),
+                "distance_m": None if a.distance_m is None else round(a.distance_m, 2),
+            }
+            for a in active[:3]
+        ],
     )
 
 

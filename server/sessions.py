@@ -19,11 +19,12 @@ from server.config import Settings
 from server.protocol import (
     CLOSE_TOO_SLOW,
     FrameEnvelope,
+    alert_message,
     cue_message,
     message,
     pose_payload,
 )
-from vision.alerts import AlertPolicy
+from vision.alerts import Active, AlertPolicy
 from vision.pipeline import FrameDecodeError, Pipeline
 from vision.types import Hazard
 
@@ -171,6 +172,8 @@ class Session:
         self.camera_ever_streamed = False
         self.watching = False  # the last state told to walkers
         self._cue_id = 0
+        self._alert_sig: tuple[tuple[str, str], ...] = ()
+        self._alert_sent_ms = 0.0
         self._tasks = [
             asyncio.create_task(self._vision_loop(), name=f"vision-{self.id}"),
             asyncio.create_task(self._watchdog_loop(), name=f"watchdog-{self.id}"),
@@ -220,12 +223,30 @@ class Session:
             self._cue_id += 1
             self.stats.cues += 1
             msg = cue_message(cue, self._cue_id, seq, capture_ms)
-            for peer in self.listeners():
+            listeners = self.listeners()
+            for peer in listeners:
                 peer.send(msg)
+            if self.camera is not None and self.camera not in listeners:
+                self.camera.send(msg | {"display_only": True})  # the partner sees what the walker hears
             sent_ms = now_ms()
             logger.info("session %s: cue %s %s (%s)", self.id, cue.tier, cue.kind, cue.text)
+        self._tell_alert(out.active, t_ms)
         self._tell_state()
         return sent_ms
+
+    def _tell_alert(self, active: tuple[Active, ...], t_ms: float) -> None:
+        """The walker page beeps faster as the top hazard's time to contact falls: it needs fresh figures
+        (every `alert_interval_s` while something sounds) and one message when all is clear again."""
+        sig = tuple((a.key, a.tier) for a in active)
+        fresh = t_ms - self._alert_sent_ms < self.settings.alert_interval_s * 1000
+        if sig == self._alert_sig and (not active or fresh):
+            return
+        self._alert_sig, self._alert_sent_ms = sig, t_ms
+        msg = alert_message(active)
+        for peer in self.listeners():
+            peer.send(msg)
+        if self.camera is not None and self.camera not in self.listeners():
+            self.camera.send(msg)  # the partner's screen shows what the walker hears
 
     def _tell_state(self) -> None:
         """Tell everyone when the system starts or stops watching; silence is only clear while watching."""

@@ -92,6 +92,19 @@ def decode_wav_mono(data: bytes) -> npt.NDArray[np.float32]:
     return out
 
 
+@functools.lru_cache(maxsize=256)
+def phrase_wav(text: str) -> bytes:
+    """`text` spoken, as a mono 16-bit WAV file for the walker page to cache and play."""
+    pcm = (np.clip(phrase(text), -1, 1) * 32767).astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
 def pan_stereo(mono: npt.NDArray[np.float32], pan: float) -> Stereo:
     """Equal-power panning, as the Web Audio StereoPannerNode does for a mono input."""
     x = (pan + 1) / 2 * np.pi / 2

@@ -1,48 +1,134 @@
-"""Alert policy tables: onset, repeat of a persisting stop, escalation, clearing, de-duplication."""
+"""Alert policy tables: tiers by time to contact, flicker, escalation, priority, dropouts, sensitivity."""
 
 from __future__ import annotations
 
+import pytest
+
 from vision.alerts import AlertConfig, AlertPolicy
+from vision.phrases import all_phrases, phrase_for
 from vision.types import Hazard
 
 LOST = Hazard(kind="walker_lost", tier="stop", text="Stop. Walker not in view")
-ADV = Hazard(kind="obstacle", tier="advisory", side="left", text="Obstacle behind you, left")
-URG = Hazard(kind="obstacle", tier="urgent", side="left", text="Obstacle close, left")
 
 
-def run(
-    frames: list[tuple[float, list[Hazard]]], config: AlertConfig | None = None
-) -> list[tuple[float, str]]:
-    policy = AlertPolicy(config or AlertConfig(stop_repeat_s=2.0, repeat_s=4.0))
-    heard = []
+def obstacle(ttc: float, side: str = "left", kind: str = "obstacle", key: str = "a") -> Hazard:
+    return Hazard(kind=kind, tier="advisory", side=side, ttc_s=ttc, distance_m=ttc * 1.0, key=key)  # type: ignore[arg-type]
+
+
+def heard(frames: list[tuple[float, list[Hazard]]], **config: object) -> list[tuple[float, str]]:
+    policy = AlertPolicy(AlertConfig(**config))  # type: ignore[arg-type]
+    out = []
     for t, hazards in frames:
-        heard += [(t, f"{c.tier}:{c.kind}") for c in policy.update(t, hazards).cues]
-    return heard
+        out += [(round(t, 2), f"{c.tier}:{c.kind}:{c.side}") for c in policy.update(t, hazards).cues]
+    return out
 
 
-def test_stop_is_cued_at_onset_and_repeated_while_it_lasts() -> None:
+def approach(
+    start_ttc: float, speed_scale: float = 1.0, dt: float = 0.1, **kw: object
+) -> list[tuple[float, list[Hazard]]]:
+    """An obstacle closing so its time to contact falls 1 s per second, sampled every `dt`."""
+    frames = []
+    t = 0.0
+    while start_ttc - t * speed_scale > 0:
+        frames.append((t, [obstacle(start_ttc - t * speed_scale, **kw)]))  # type: ignore[arg-type]
+        t = round(t + dt, 3)
+    return frames
+
+
+def test_blindness_is_cued_at_onset_and_repeated_while_it_lasts() -> None:
     frames = [(t / 10, [LOST]) for t in range(0, 50)]
-    assert run(frames) == [(0.0, "stop:walker_lost"), (2.0, "stop:walker_lost"), (4.0, "stop:walker_lost")]
+    assert heard(frames) == [
+        (0.0, "stop:walker_lost:centre"),
+        (2.0, "stop:walker_lost:centre"),
+        (4.0, "stop:walker_lost:centre"),
+    ]
 
 
-def test_one_cue_per_hazard_per_frame_even_if_reported_twice() -> None:
-    assert run([(0.0, [LOST, LOST])]) == [(0.0, "stop:walker_lost")]
+def test_tiers_by_time_to_contact_one_cue_each() -> None:
+    assert heard(approach(5.0)) == [
+        (2.0, "advisory:obstacle:left"),
+        (3.5, "urgent:obstacle:left"),
+        (4.0, "stop:obstacle:left"),
+    ]
 
 
-def test_escalation_is_cued_at_once_and_de_escalation_is_not() -> None:
-    frames = [(0.0, [ADV]), (0.5, [ADV]), (1.0, [URG]), (1.5, [ADV]), (2.0, [ADV])]
-    assert run(frames) == [(0.0, "advisory:obstacle"), (1.0, "urgent:obstacle")]
+@pytest.mark.parametrize(
+    ("ttcs", "expected"),
+    [
+        ([2.9, 3.1, 2.95, 3.2, 2.9, 3.3], ["advisory"]),  # hovering at the advisory threshold
+        ([1.45, 1.6, 1.5, 1.7, 1.4], ["urgent"]),  # hovering at the urgent threshold
+        ([0.95, 1.1, 0.98, 1.15], ["stop"]),
+        ([2.5, 3.6, 2.9], ["advisory", "advisory"]),  # clearly gone above 3.5 s, then back: news again
+        ([1.2, 2.0, 1.2], ["urgent"]),  # de-escalation is silent, and the same tier again is not news
+        ([2.0, 1.2, 2.5, 1.2], ["advisory", "urgent"]),  # back down and up again: TTC estimates jitter
+    ],
+)
+def test_no_flicker_at_thresholds(ttcs: list[float], expected: list[str]) -> None:
+    frames = [(i * 0.1, [obstacle(ttc)]) for i, ttc in enumerate(ttcs)]
+    assert [c.split(":")[0] for _, c in heard(frames)] == expected
 
 
-def test_hazard_that_goes_away_and_comes_back_is_cued_again_and_clear_is_silent() -> None:
+def test_hazard_that_drops_out_briefly_is_the_same_hazard() -> None:
+    gap = [(0.0, [obstacle(2.0)]), (0.1, []), (0.3, []), (0.4, [obstacle(1.9)])]
+    assert len(heard(gap)) == 1
+    gone = [(0.0, [obstacle(2.0)]), (0.1, []), (1.0, []), (1.1, [obstacle(1.9)])]
+    assert len(heard(gone)) == 2
+
+
+def test_blindness_clears_at_once_and_is_cued_again_when_it_returns() -> None:
     policy = AlertPolicy()
     assert len(policy.update(0.0, [LOST]).cues) == 1 and policy.blind
     out = policy.update(0.1, [])
-    assert out.cues == () and out.cleared == ("walker_lost",) and not policy.blind
+    assert out.cues == () and out.cleared == ("walker_lost:centre",) and not policy.blind
     assert len(policy.update(0.2, [LOST]).cues) == 1
 
 
-def test_stop_comes_before_lower_tiers_in_one_update() -> None:
+def test_two_hazards_at_once_the_more_urgent_speaks() -> None:
     policy = AlertPolicy()
-    cues = policy.update(0.0, [ADV, LOST])
-    assert [c.tier for c in cues.cues] == ["stop", "advisory"]
+    out = policy.update(0.0, [obstacle(2.5, "right", key="r"), obstacle(1.2, "left", key="l")])
+    assert [(c.tier, c.side) for c in out.cues] == [("urgent", "left")]
+    assert [a.key for a in out.active] == ["l", "r"]  # the beeper follows the urgent one
+    # The advisory on the right is not queued behind it; it is spoken once it matters as much.
+    assert policy.update(0.1, [obstacle(2.4, "right", key="r"), obstacle(1.1, "left", key="l")]).cues == ()
+    out = policy.update(0.2, [obstacle(1.4, "right", key="r"), obstacle(1.05, "left", key="l")])
+    assert [(c.tier, c.side) for c in out.cues] == [("urgent", "right")]
+
+
+def test_the_nearest_in_time_wins_among_equals() -> None:
+    out = AlertPolicy().update(0.0, [obstacle(2.8, "left", key="a"), obstacle(2.1, "right", key="b")])
+    assert [c.side for c in out.cues] == ["right"]
+
+
+def test_blindness_beats_an_obstacle() -> None:
+    out = AlertPolicy().update(0.0, [obstacle(1.2), LOST])
+    assert [c.kind for c in out.cues] == ["walker_lost"]
+
+
+@pytest.mark.parametrize(
+    ("sensitivity", "expected"),
+    [
+        ("early", [(1.0, "advisory"), (3.0, "urgent"), (3.7, "stop")]),
+        ("normal", [(2.0, "advisory"), (3.5, "urgent"), (4.0, "stop")]),
+        ("fewer", [(3.5, "urgent"), (4.0, "stop")]),
+    ],
+)
+def test_sensitivity_moves_warnings_earlier_or_drops_advisories(
+    sensitivity: str, expected: list[tuple[float, str]]
+) -> None:
+    got = [(t, c.split(":")[0]) for t, c in heard(approach(5.0), sensitivity=sensitivity)]
+    assert got == expected
+
+
+def test_spoken_repeats_of_a_persisting_obstacle_are_optional() -> None:
+    frames = [(i * 0.5, [obstacle(2.5)]) for i in range(13)]  # an obstacle hovering 2.5 s away for 6 s
+    assert len(heard(frames)) == 1
+    assert len(heard(frames, repeat_s=2.0)) == 4
+
+
+def test_phrases_step_away_from_the_hazard_and_all_are_known() -> None:
+    assert phrase_for("person", "urgent", "left") == ("person_urgent_left", "Person close, step right")
+    assert phrase_for("kerb", "advisory", "centre") == ("kerb_centre", "Kerb behind you")
+    assert phrase_for("obstacle", "stop", "right") == ("stop", "Stop")
+    cue = AlertPolicy().update(0.0, [obstacle(2.0, "right", kind="dog")]).cues[0]
+    assert (cue.phrase, cue.text) == ("dog_right", "Dog behind you, right")
+    assert cue.phrase in all_phrases()

@@ -6,6 +6,7 @@ The walker page's Web Audio, speech and vibration calls are observed by wrapping
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +25,22 @@ from tests.conftest import empty_scene, free_port, read_frames
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    # The camera and the walker are two phones, each page in front on its own screen; in one browser
+    # here, so hidden tabs must not have their timers throttled to once a second.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+]
 ROOT = Path(__file__).resolve().parents[1]
 
 RECORDER = """
@@ -36,6 +53,30 @@ RECORDER = """
     log.push({ what: "tone", freq: this.frequency.value, wave: this.type, at: now() });
     return start.apply(this, a);
   };
+  const stop = OscillatorNode.prototype.stop;
+  OscillatorNode.prototype.stop = function (...a) {
+    if (a.length === 0) log.push({ what: "tone_off", freq: this.frequency.value, at: now() });
+    return stop.apply(this, a);
+  };
+  const play = AudioBufferSourceNode.prototype.start;
+  AudioBufferSourceNode.prototype.start = function (...a) {
+    log.push({ what: "phrase", seconds: this.buffer ? this.buffer.duration : 0, at: now() });
+    return play.apply(this, a);
+  };
+  // When each server message arrives, before the page's own handler runs.
+  const WS = window.WebSocket;
+  window.WebSocket = function (...a) {
+    const ws = new WS(...a);
+    ws.addEventListener("message", (ev) => {
+      if (typeof ev.data !== "string") return;
+      const m = JSON.parse(ev.data);
+      if (m.type !== "cue") return;
+      log.push({ what: "cue_msg", tier: m.tier, kind: m.kind, side: m.side, text: m.text, at: now() });
+    });
+    return ws;
+  };
+  window.WebSocket.prototype = WS.prototype;
+  for (const k of ["CONNECTING", "OPEN", "CLOSING", "CLOSED"]) window.WebSocket[k] = WS[k];
   const connect = AudioNode.prototype.connect;
   AudioNode.prototype.connect = function (dest, ...a) {
     if (this instanceof StereoPannerNode) log.push({ what: "pan", pan: this.pan.value, at: now() });
@@ -76,14 +117,14 @@ def fake_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def server_process() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def launch_server(env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -97,11 +138,21 @@ def server_process() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
             proc.kill()
             raise RuntimeError("server did not start")
         time.sleep(0.1)
-    yield proc, base
+    return proc, base
+
+
+def end_server(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGCONT)
         proc.kill()
     proc.wait(timeout=10)
+
+
+@pytest.fixture
+def server_process() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    proc, base = launch_server()
+    yield proc, base
+    end_server(proc)
 
 
 @pytest.fixture
@@ -114,18 +165,7 @@ def browser(fake_camera: Path) -> Iterator[Any]:
         b = p.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
-            args=[
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={fake_camera}",
-                "--autoplay-policy=no-user-gesture-required",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={fake_camera}"],
         )
         yield b
         b.close()
@@ -136,11 +176,22 @@ def played(page: Any) -> list[dict[str, Any]]:
 
 
 def wait_for_speech(page: Any, fragment: str, timeout_s: float) -> dict[str, Any]:
+    """The cue whose words contain `fragment`, once the page has played it: its entry in the player's
+    own log, checked against the browser's audio calls (a tone at once, then the words spoken either
+    from the pre-rendered phrase or by the browser's speech)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for entry in played(page):
-            if entry["what"] == "speech" and fragment in entry["text"]:
-                return entry
+        cues = page.evaluate("window.rearguard.player.played")
+        for cue in cues:
+            if fragment in (cue.get("text") or ""):
+                time.sleep(0.3)
+                log = played(page)
+                assert any(e["what"] == "tone" and abs(e["at"] - cue["at"]) < 50 for e in log), log
+                spoken = [
+                    e for e in log if e["what"] in ("phrase", "speech") and -50 < e["at"] - cue["at"] < 1500
+                ]
+                assert spoken, f"{fragment!r} was not spoken: {log}"
+                return dict(cue)
         time.sleep(0.05)
     raise AssertionError(f"no {fragment!r} cue within {timeout_s} s; played: {played(page)}")
 
@@ -163,7 +214,7 @@ def test_camera_to_walker_cues_in_a_real_browser(
     walker.wait_for_function("document.getElementById('state').textContent === 'Watching'", timeout=20_000)
     camera.wait_for_function("document.getElementById('figures').textContent.includes('walker seen')")
     assert "fps" in camera.inner_text("#figures")
-    assert [e for e in played(walker) if e["what"] == "speech"] == []
+    assert [e for e in played(walker) if e["what"] in ("speech", "phrase", "cue_msg")] == []
 
     # She leaves the view: a stop cue, spoken, with the siren tones and a vibration.
     cue = wait_for_speech(walker, "Walker not in view", timeout_s=12)
@@ -211,3 +262,104 @@ def test_wrong_token_is_shown_and_not_retried(browser: Any, server_process: Serv
     page.goto(s["walker_url"].replace(s["token"], "not-the-token"))
     page.click("#start")
     page.wait_for_function("document.getElementById('err').textContent.includes('4401')")
+
+
+# A person closes in from behind on the walker's left at 1 m/s, starting 4 m away 1 s after the first
+# frame: time to contact 3 s at t=2 (advisory), 1.5 s at t=3.5 (urgent), 1 s at t=4 (stop), contact at 5.
+DRILL = [{"kind": "person", "side": "left", "start_s": 1.0, "distance_m": 4.0, "closing_mps": 1.0}]
+
+
+@pytest.fixture
+def person_in_view(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    person = [cv2.resize(f, (360, 640)) for f in read_frames("squats_facing_camera.mp4", limit=65)]
+    path = tmp_path_factory.mktemp("cam") / "walker_stays.y4m"
+    write_y4m(path, [person[i // 2] for i in range(130)], fps=10)
+    return path
+
+
+def test_scripted_hazard_plays_in_order_on_time_and_silence_when_clear(
+    person_in_view: Path, tmp_path: Path
+) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (scripts/install.sh --test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    drill = tmp_path / "drill.json"
+    drill.write_text(json.dumps(DRILL))
+    proc, base = launch_server({"REARGUARD_DRILL": str(drill)})
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True,
+                args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={person_in_view}"],
+            )  # fmt: skip
+            s = httpx.post(f"{base}/api/sessions", json={"mode": "partner"}).json()
+            ctx = browser.new_context()
+            ctx.add_init_script(RECORDER)
+            camera = ctx.new_page()
+            camera.goto(s["camera_url"])
+            walker = ctx.new_page()
+            walker.goto(s["walker_url"])
+            walker.click("#start")
+            ready = (
+                "(p => p.phrasesReady > 0 && p.phrasesReady === p.phraseText.size)(window.rearguard.player)"
+            )
+            walker.wait_for_function(ready, timeout=60_000)  # all phrases rendered and cached
+            camera.bring_to_front()
+            camera.click("#start")  # the drill's clock starts with the first frame
+            walker.bring_to_front()
+            walker.wait_for_function(
+                "document.getElementById('state').textContent === 'Watching'", timeout=20_000
+            )
+            deadline = time.monotonic() + 15
+            while (
+                time.monotonic() < deadline and len([e for e in played(walker) if e["what"] == "cue_msg"]) < 3
+            ):
+                time.sleep(0.1)
+            time.sleep(3.0)  # after contact the person is gone: the path is clear again
+            log = played(walker)
+            intervals = walker.evaluate(
+                "import('/audio.js').then(m => [3, 2, 1.5, 1, 0.5, 0.2].map(m.beepInterval))"
+            )
+            browser.close()
+    finally:
+        end_server(proc)
+
+    cues = [e for e in log if e["what"] == "cue_msg"]
+    assert [(c["tier"], c["kind"], c["side"]) for c in cues] == [
+        ("advisory", "person", "left"), ("urgent", "person", "left"), ("stop", "person", "left"),
+    ]  # fmt: skip
+    assert cues[1]["at"] - cues[0]["at"] == pytest.approx(1500, abs=300)
+    assert cues[2]["at"] - cues[1]["at"] == pytest.approx(500, abs=300)
+    for cue in cues:  # each cue starts sounding within 50 ms of its message arriving
+        first = next(e for e in log if e["what"] == "tone" and e["at"] >= cue["at"])
+        assert first["at"] - cue["at"] < 50
+    # Tones on the hazard's side (the walker's left ear), words half-way there.
+    pans = {
+        round(e["pan"], 2) for e in log if e["what"] == "pan" and cues[0]["at"] <= e["at"] < cues[2]["at"]
+    }
+    assert pans == {-0.8, -0.4}
+    phrases = [e for e in log if e["what"] == "phrase" and e["at"] >= cues[0]["at"]]
+    assert len(phrases) >= 3  # the pre-rendered voice, not the browser's
+    # Between urgent and stop the beeps quicken; at stop a continuous tone; it ends at contact.
+    beeps = [
+        e["at"]
+        for e in log
+        if e["what"] == "tone" and e["freq"] == 1000 and cues[1]["at"] + 250 < e["at"] < cues[2]["at"]
+    ]
+    assert len(beeps) >= 1  # the urgent tier lasts 0.5 s: its own two beeps, then the beeper
+    cont = [
+        e
+        for e in log
+        if e["what"] == "tone" and e["freq"] == 1400 and e["wave"] == "sawtooth" and e["at"] >= cues[2]["at"]
+    ]
+    assert cont
+    off = [e for e in log if e["what"] == "tone_off" and e["freq"] == 1400]
+    assert off and off[0]["at"] - cues[2]["at"] < 2000
+    # The beeper quickens as time to contact falls (a parking sensor).
+    assert intervals == sorted(intervals, reverse=True) and intervals[0] > 2 * intervals[-1]
+    # Silence means clear: nothing before the hazard, nothing after it ended.
+    chime = (520, 780)  # the soft "watching again" chime when the system starts watching
+    sounds = [e for e in log if e["what"] in ("tone", "phrase", "speech") and e.get("freq") not in chime]
+    assert [e for e in sounds if e["at"] < cues[0]["at"]] == []
+    assert [e for e in sounds if e["at"] > off[0]["at"] + 1000] == []

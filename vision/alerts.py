@@ -1,24 +1,50 @@
-"""Alert policy: turns the hazards seen in each frame into the cues a walker hears. Pure and shared by live
-and replay, so a replay reproduces what a walker would have heard."""
+"""Alert policy: turns the hazards seen in each frame into what the walker hears. Pure and shared by live
+and replay, so a replay reproduces what a walker would have heard.
+
+- Tiers by time to contact, with hysteresis: a tier is entered at its threshold and left only once the
+  time to contact is clearly above it again, so a hazard hovering at a threshold does not flicker.
+- One hazard is one cue: a cue on onset and on escalation above any tier already heard; de-escalation
+  is silent; a hazard that drops out of detection for less than `hold_s` and returns is the same hazard.
+- Priority: stop beats urgent beats advisory, the nearest in time wins; only the top new cue of an
+  update is spoken, and nothing below a tier that is already sounding.
+- Blindness (walker lost, camera lost) is a stop that repeats while it lasts: silence must never be
+  taken for "clear" while the system cannot see.
+- Silence is the all-clear.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
+from vision.phrases import phrase_for
 from vision.types import Hazard, Side, Tier
 
 TIER_RANK: dict[str, int] = {"advisory": 0, "urgent": 1, "stop": 2}
+BLIND_KINDS = frozenset({"walker_lost", "camera_lost", "connection_lost"})
+Sensitivity = Literal["early", "normal", "fewer"]
+
+# Time-to-contact thresholds (s) to enter advisory, urgent and stop. "normal" is the brief's: 3 / 1.5 / 1.
+# "early" gives a third more time; "fewer" drops the spoken advisory but never makes urgent or stop later.
+THRESHOLDS: dict[str, tuple[float | None, float, float]] = {
+    "early": (4.0, 2.0, 1.33),
+    "normal": (3.0, 1.5, 1.0),
+    "fewer": (None, 1.5, 1.0),
+}
+EXIT_MARGIN_S = {"advisory": 0.5, "urgent": 0.3, "stop": 0.2}
 
 
 @dataclass(frozen=True)
 class AlertConfig:
-    """`stop_repeat_s`: a stop condition that persists is repeated this often, so a walker who missed the
-    first cue (or turned round) still hears that the system is blind. `repeat_s`: the same for lower
-    tiers; a hazard whose tier stays the same is not repeated sooner than this."""
+    """`stop_repeat_s`: blindness repeats this often while it lasts. `repeat_s`: a hazard that stays at the
+    same tier is spoken again this often (0: never; the page's beeps carry its presence). `hold_s`: a
+    hazard missing from detection for less than this is still the same hazard."""
 
     stop_repeat_s: float = 2.0
-    repeat_s: float = 4.0
+    repeat_s: float = 0.0
+    hold_s: float = 0.6
+    sensitivity: Sensitivity = "normal"
 
 
 @dataclass(frozen=True)
@@ -33,18 +59,44 @@ class Cue:
     distance_m: float | None = None
     ttc_s: float | None = None
     repeat: bool = False
+    phrase: str = ""
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class Active:
+    """A hazard that is sounding now: what the page's beeper follows."""
+
+    key: str
+    tier: Tier
+    kind: str
+    side: Side
+    ttc_s: float | None
+    distance_m: float | None
 
 
 @dataclass(frozen=True)
 class PolicyOutput:
     cues: tuple[Cue, ...] = ()
-    cleared: tuple[str, ...] = ()  # hazard kinds that ended at this update
+    cleared: tuple[str, ...] = ()  # keys of hazards that ended at this update
+    active: tuple[Active, ...] = ()  # by priority, the first is the one that matters most
 
 
 @dataclass
-class _Active:
-    tier: Tier
+class _Track:
+    hazard: Hazard
+    tier: Tier | None  # None: present but below every tier (too far to warn about yet)
+    announced: Tier | None
     last_cue_s: float
+    last_seen_s: float
+
+
+def hazard_key(h: Hazard) -> str:
+    return h.key or f"{h.kind}:{h.side}"
+
+
+def _priority(tier: str, ttc_s: float | None) -> tuple[int, float]:
+    return (-TIER_RANK[tier], ttc_s if ttc_s is not None else -1.0)
 
 
 @dataclass
@@ -52,33 +104,106 @@ class AlertPolicy:
     """Stateful per stream. Call `update` with every frame's hazards, in time order."""
 
     config: AlertConfig = field(default_factory=AlertConfig)
-    _active: dict[tuple[str, str], _Active] = field(default_factory=dict)
+    _tracks: dict[str, _Track] = field(default_factory=dict)
 
     @property
     def blind(self) -> bool:
-        """True while a stop-tier condition is active: the walker must not take silence as clear."""
-        return any(a.tier == "stop" for a in self._active.values())
+        """True while the system cannot see (walker or camera lost): silence is not clear then."""
+        return any(t.hazard.kind in BLIND_KINDS for t in self._tracks.values())
+
+    def set_sensitivity(self, sensitivity: Sensitivity) -> None:
+        self.config = replace(self.config, sensitivity=sensitivity)
+
+    def tier_for(self, h: Hazard, previous: Tier | None) -> Tier | None:
+        """The tier of `h`: fixed for blindness and hazards without a time to contact, else by TTC with
+        hysteresis around `previous`."""
+        if h.kind in BLIND_KINDS or h.ttc_s is None:
+            return h.tier
+        enter = THRESHOLDS[self.config.sensitivity]
+        tiers: tuple[Tier, ...] = ("stop", "urgent", "advisory")
+        for tier, threshold in zip(tiers, (enter[2], enter[1], enter[0]), strict=True):
+            if threshold is None:
+                continue
+            held = previous is not None and TIER_RANK[previous] >= TIER_RANK[tier]
+            limit = threshold + EXIT_MARGIN_S[tier] if held else threshold
+            if h.ttc_s <= limit:
+                return tier
+        return None
 
     def update(self, t_s: float, hazards: Iterable[Hazard]) -> PolicyOutput:
-        cues: list[Cue] = []
-        seen: set[tuple[str, str]] = set()
+        seen: set[str] = set()
+        candidates: list[tuple[_Track, bool]] = []  # (track, escalated or new)
         for h in hazards:
-            key = (h.kind, h.side)
+            key = hazard_key(h)
             if key in seen:
-                continue  # one cue per hazard per frame, however many detectors reported it
+                continue  # one hazard, however many detectors reported it
             seen.add(key)
-            prev = self._active.get(key)
-            interval = self.config.stop_repeat_s if h.tier == "stop" else self.config.repeat_s
-            if prev is None or TIER_RANK[h.tier] > TIER_RANK[prev.tier]:
-                emit, repeat = True, False
-            else:
-                emit, repeat = t_s - prev.last_cue_s >= interval, True
-            if emit:
-                cues.append(Cue(t_s, h.tier, h.kind, h.side, h.text, h.distance_m, h.ttc_s, repeat))
-                self._active[key] = _Active(h.tier, t_s)
-            elif prev is not None:
-                prev.tier = h.tier
-        cleared = tuple(sorted({k for k, _ in self._active if (k, _) not in seen}))
-        self._active = {k: v for k, v in self._active.items() if k in seen}
-        cues.sort(key=lambda c: (-TIER_RANK[c.tier], c.ttc_s if c.ttc_s is not None else 0.0))
-        return PolicyOutput(tuple(cues), cleared)
+            track = self._tracks.get(key)
+            tier = self.tier_for(h, track.tier if track else None)
+            if track is None:
+                track = _Track(h, tier, None, -1e9, t_s)
+                self._tracks[key] = track
+            track.hazard, track.tier, track.last_seen_s = h, tier, t_s
+            if tier is None:
+                track.announced = None  # gone below every tier: a later approach is news again
+                continue
+            rises = track.announced is None or TIER_RANK[tier] > TIER_RANK[track.announced]
+            interval = self.config.stop_repeat_s if h.kind in BLIND_KINDS else self.config.repeat_s
+            again = not rises and interval > 0 and t_s - track.last_cue_s >= interval
+            if rises or again:
+                candidates.append((track, rises))
+            # De-escalation is silent, and rising back to a tier already heard is not news: estimates
+            # of time to contact jitter. Only a hazard that leaves every tier is news when it returns.
+        # Hazards not seen: held for a moment (detections drop out), then cleared.
+        cleared = []
+        for key, track in list(self._tracks.items()):
+            if key not in seen and (
+                t_s - track.last_seen_s >= self.config.hold_s or track.hazard.kind in BLIND_KINDS
+            ):
+                cleared.append(key)
+                del self._tracks[key]
+        active = sorted(
+            (
+                Active(k, tr.tier, tr.hazard.kind, tr.hazard.side, tr.hazard.ttc_s, tr.hazard.distance_m)
+                for k, tr in self._tracks.items()
+                if tr.tier is not None
+            ),
+            key=lambda a: _priority(a.tier, a.ttc_s),
+        )
+        cues = self._choose(t_s, candidates, active)
+        return PolicyOutput(tuple(cues), tuple(sorted(cleared)), tuple(active))
+
+    def _choose(self, t_s: float, candidates: list[tuple[_Track, bool]], active: list[Active]) -> list[Cue]:
+        """Speak the top candidate; others are marked as heard so they do not queue up behind it.
+        Blindness is always spoken: it is about the system, not one hazard among many."""
+        if not candidates:
+            return []
+        candidates.sort(key=lambda c: _priority(c[0].tier or "advisory", c[0].hazard.ttc_s))
+        top_rank = TIER_RANK[active[0].tier] if active else 0
+        cues = []
+        for i, (track, rises) in enumerate(candidates):
+            tier = track.tier
+            assert tier is not None
+            h = track.hazard
+            blind = h.kind in BLIND_KINDS
+            spoken = blind or (i == 0 and TIER_RANK[tier] >= top_rank)
+            track.announced = tier
+            if not spoken:
+                continue
+            track.last_cue_s = t_s
+            phrase, text = phrase_for(h.kind, tier, h.side)
+            cues.append(
+                Cue(
+                    t_s,
+                    tier,
+                    h.kind,
+                    h.side,
+                    h.text or text,
+                    h.distance_m,
+                    h.ttc_s,
+                    not rises,
+                    phrase,
+                    hazard_key(h),
+                )
+            )
+        return cues

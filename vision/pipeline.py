@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from vision.drill import DrillHazard, drill_hazards
 from vision.pose import PoseEstimator
 from vision.types import Analysis, Hazard, Pose
 from vision.walker import select_walker
@@ -33,6 +34,7 @@ class PipelineConfig:
     num_poses: int = 1  # see Settings.num_poses for the measurement behind it
     max_frame_pixels: int = 4096 * 4096
     model_path: Path | None = None  # None: the bundle in models/
+    drill: tuple[DrillHazard, ...] = ()  # scripted hazards, timed from the first frame
 
 
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -134,14 +136,15 @@ class Pipeline:
     def _hazards(self, walker: Pose | None, timestamp_ms: int) -> list[Hazard]:
         if self._first_ms is None:
             self._first_ms = timestamp_ms
+        hazards = drill_hazards(self.config.drill, (timestamp_ms - self._first_ms) / 1000.0)
         if walker is not None:
             self._walker, self._walker_seen_ms = walker, timestamp_ms
-            return []
+            return hazards
         last = self._walker_seen_ms if self._walker_seen_ms is not None else self._first_ms
         if timestamp_ms - last > self.config.walker_lost_grace_ms:
             self._walker = None
-            return [Hazard(kind="walker_lost", tier="stop", text="Stop. Walker not in view")]
-        return []
+            hazards.append(Hazard(kind="walker_lost", tier="stop", text="Stop. Walker not in view"))
+        return hazards
 
     def close(self) -> None:
         with self._lock:

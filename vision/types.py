@@ -57,6 +57,7 @@ class Hazard:
     distance_m: float | None = None
     ttc_s: float | None = None
     text: str = ""
+    key: str = ""  # identity across frames (a track id); empty: kind and side identify it
 
 
 @dataclass(frozen=True)

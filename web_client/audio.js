@@ -1,76 +1,185 @@
-// The walker's ears: tones panned to the hazard's side, speech, vibration. One instance per page.
+// The walker's ears: tones panned to the hazard's side, pre-rendered speech (or the browser's own),
+// vibration, and a parking-sensor beeper whose cadence follows the top hazard's time to contact.
 
 const PAN = { left: -0.8, centre: 0, right: 0.8 };
 const RANK = { advisory: 0, urgent: 1, stop: 2 };
+export const BLIND_KINDS = new Set(["walker_lost", "camera_lost", "connection_lost"]);
+const VIBRATE = { advisory: [80], urgent: [120, 60, 120], stop: [300, 100, 300, 100, 300] };
+
+export const DEFAULT_SETTINGS = { volume: 1, tones: true, speech: true, vibration: true, voice: "rendered", sensitivity: "normal" };
+
+export function loadSettings() {
+  try { return { ...DEFAULT_SETTINGS, ...JSON.parse(localStorage.getItem("rearguard.settings") || "{}") }; }
+  catch { return { ...DEFAULT_SETTINGS }; }
+}
+export function saveSettings(s) { localStorage.setItem("rearguard.settings", JSON.stringify(s)); }
+
+// Seconds between beeps for a time to contact: a parking sensor's quickening, continuous at the last tier.
+export function beepInterval(ttc) {
+  if (ttc == null) return 0.5;
+  return Math.min(0.9, Math.max(0.15, 0.1 + 0.25 * ttc));
+}
 
 export class CuePlayer {
-  constructor() {
+  constructor(settings = loadSettings()) {
     this.ctx = null;
-    this.volume = 1.0;
-    this.speech = "speechSynthesis" in window;
-    this.played = [];  // the last cues played, newest last, for the on-screen display
+    this.settings = settings;
+    this.buffers = new Map();  // phrase id -> AudioBuffer, fetched once and kept
+    this.phraseText = new Map();
+    this.played = [];
     this.onPlayed = () => {};
+    this.alert = null;  // the hazard the beeper follows
+    this.nextBeep = 0;
+    this.tone_ = null;  // the continuous tone of the last tier, while it lasts
+    this.speaking = null;
+    this.beeper = setInterval(() => this.tick(), 25);
   }
   // Must run inside a user gesture: phone browsers keep audio locked until then.
   unlock() {
-    if (!this.ctx) this.ctx = new (window.AudioContext || window.webkitAudioContext)();
+    if (!this.ctx) {
+      this.ctx = new (window.AudioContext || window.webkitAudioContext)();
+      this.loadPhrases();
+    }
     if (this.ctx.state === "suspended") this.ctx.resume();
-    if (this.speech) {
+    if ("speechSynthesis" in window) {
       const u = new SpeechSynthesisUtterance(" ");
       u.volume = 0;
       speechSynthesis.speak(u);
     }
     return this.ctx;
   }
-  tone(freq, start, dur, pan, type = "sine", gain = 0.6) {
+  async loadPhrases() {
+    try {
+      const manifest = await (await fetch("/api/phrases")).json();
+      for (const [id, p] of Object.entries(manifest.phrases)) this.phraseText.set(id, p.text);
+      if (!manifest.rendered) return;
+      // The URLs carry a hash of the text and are cached for good by the browser.
+      await Promise.all(Object.entries(manifest.phrases).map(async ([id, p]) => {
+        const data = await (await fetch(p.url)).arrayBuffer();
+        this.buffers.set(id, await this.ctx.decodeAudioData(data));
+      }));
+    } catch (e) { /* offline or no espeak-ng: the browser's own speech is the fallback */ }
+  }
+  get phrasesReady() { return this.buffers.size; }
+  out(pan) {
+    const gain = this.ctx.createGain();
+    gain.gain.value = this.settings.volume;
+    const panner = this.ctx.createStereoPanner();
+    panner.pan.value = pan;
+    gain.connect(panner).connect(this.ctx.destination);
+    return gain;
+  }
+  tone(freq, start, dur, pan, type = "sine", level = 0.6) {
     const ctx = this.ctx;
     const osc = ctx.createOscillator();
     const amp = ctx.createGain();
-    const panner = ctx.createStereoPanner();
     osc.type = type;
     osc.frequency.value = freq;
-    panner.pan.value = pan;
     const t0 = ctx.currentTime + start;
     amp.gain.setValueAtTime(0, t0);
-    amp.gain.linearRampToValueAtTime(gain * this.volume, t0 + 0.01);
-    amp.gain.setValueAtTime(gain * this.volume, t0 + dur - 0.02);
+    amp.gain.linearRampToValueAtTime(level, t0 + 0.005);
+    amp.gain.setValueAtTime(level, t0 + dur - 0.015);
     amp.gain.linearRampToValueAtTime(0, t0 + dur);
-    osc.connect(amp).connect(panner).connect(ctx.destination);
+    osc.connect(amp).connect(this.out(pan));
     osc.start(t0);
     osc.stop(t0 + dur + 0.01);
+    return t0 + dur;
+  }
+  // The tones of one cue; returns when (in AudioContext time) they end.
+  cueTones(cue, pan) {
+    if (BLIND_KINDS.has(cue.kind) || cue.kind === "test") {
+      // Blindness: a fast high-low siren, three times, square wave, used for nothing else.
+      let end = 0;
+      for (let i = 0; i < 3; i++) {
+        this.tone(1200, i * 0.24, 0.11, pan, "square", 0.5);
+        end = this.tone(600, i * 0.24 + 0.12, 0.11, pan, "square", 0.5);
+      }
+      return end;
+    }
+    if (cue.tier === "stop") return this.tone(1400, 0, 0.6, pan, "sawtooth", 0.5);
+    if (cue.tier === "urgent") { this.tone(1000, 0, 0.08, pan); return this.tone(1000, 0.12, 0.08, pan); }
+    return this.tone(660, 0, 0.12, pan, "sine", 0.4);
+  }
+  speak(cue, pan, at) {
+    const text = cue.text || this.phraseText.get(cue.phrase) || "";
+    const buffer = this.settings.voice === "rendered" ? this.buffers.get(cue.phrase) : null;
+    if (this.speaking) { try { this.speaking.stop(); } catch (e) { /* already ended */ } this.speaking = null; }
+    if (buffer) {
+      const src = this.ctx.createBufferSource();
+      src.buffer = buffer;
+      src.connect(this.out(pan / 2));
+      src.start(Math.max(at, this.ctx.currentTime));
+      this.speaking = src;
+      return "rendered";
+    }
+    if ("speechSynthesis" in window && text) {
+      speechSynthesis.cancel();  // a new cue cuts a stale phrase
+      const u = new SpeechSynthesisUtterance(text);
+      u.rate = 1.2;
+      u.volume = this.settings.volume;
+      speechSynthesis.speak(u);
+      return "browser";
+    }
+    return null;
   }
   play(cue) {
     if (!this.ctx) this.unlock();
+    const s = this.settings;
     const pan = PAN[cue.side] ?? 0;
-    if (cue.tier === "stop") {
-      // Unmistakable: a fast high-low siren, three times, square wave, never used for anything else.
-      for (let i = 0; i < 3; i++) {
-        this.tone(1200, i * 0.24, 0.11, pan, "square", 0.5);
-        this.tone(600, i * 0.24 + 0.12, 0.11, pan, "square", 0.5);
-      }
-      if (navigator.vibrate) navigator.vibrate([300, 100, 300, 100, 300]);
-    } else if (cue.tier === "urgent") {
-      this.tone(1000, 0, 0.08, pan); this.tone(1000, 0.12, 0.08, pan);
-      if (navigator.vibrate) navigator.vibrate([100, 50, 100]);
-    } else {
-      this.tone(660, 0, 0.12, pan, "sine", 0.4);
-    }
-    if (this.speech && cue.text) {
-      if (RANK[cue.tier] >= 1) speechSynthesis.cancel();  // a more urgent phrase cuts a stale one
-      const u = new SpeechSynthesisUtterance(cue.text);
-      u.rate = 1.2;
-      u.volume = this.volume;
-      speechSynthesis.speak(u);
-    }
-    const entry = { at: performance.now(), tier: cue.tier, kind: cue.kind, side: cue.side, text: cue.text, pan };
+    const end = s.tones ? this.cueTones(cue, pan) : this.ctx.currentTime;
+    const voice = s.speech ? this.speak(cue, pan, end + 0.05) : null;
+    if (s.vibration && navigator.vibrate) navigator.vibrate(VIBRATE[cue.tier] || [100]);
+    const entry = { at: performance.now(), tier: cue.tier, kind: cue.kind, side: cue.side, text: cue.text, pan, voice };
     this.played.push(entry);
     if (this.played.length > 50) this.played.shift();
     this.onPlayed(entry);
+  }
+  // Follow the top hazard that is not blindness (blindness has its own repeated siren).
+  setAlert(active) {
+    const top = (active || []).find((a) => !BLIND_KINDS.has(a.kind) && RANK[a.tier] >= RANK.urgent) || null;
+    this.alert = top;
+    if (!top || top.tier !== "stop") this.stopTone();
+  }
+  stopTone() {
+    if (this.tone_) { try { this.tone_.stop(); } catch (e) { /* ended */ } this.tone_ = null; }
+  }
+  tick() {
+    const a = this.alert;
+    if (!a || !this.ctx || !this.settings.tones) return;
+    const pan = PAN[a.side] ?? 0;
+    if (a.tier === "stop") {
+      if (!this.tone_) {  // continuous tone at the last tier
+        const osc = this.ctx.createOscillator();
+        osc.type = "sawtooth";
+        osc.frequency.value = 1400;
+        const amp = this.ctx.createGain();
+        amp.gain.value = 0.35;
+        osc.connect(amp).connect(this.out(pan));
+        osc.start();
+        this.tone_ = osc;
+      }
+      return;
+    }
+    const now = this.ctx.currentTime;
+    if (now >= this.nextBeep) {
+      this.tone(1000, 0, 0.06, pan, "sine", 0.5);
+      this.nextBeep = now + beepInterval(a.ttc_s);
+    }
   }
   // Soft rising chime: the system is watching again. Never confused with a warning.
   watching() {
     if (!this.ctx) return;
     this.tone(520, 0, 0.1, 0, "sine", 0.25);
     this.tone(780, 0.1, 0.14, 0, "sine", 0.25);
+  }
+  // Every cue once, spaced out, for the test button.
+  testAll() {
+    const cues = [
+      { tier: "advisory", kind: "person", side: "left", phrase: "person_left", text: "Person behind you, left" },
+      { tier: "urgent", kind: "obstacle", side: "right", phrase: "obstacle_urgent_right", text: "Obstacle close, step left" },
+      { tier: "stop", kind: "obstacle", side: "centre", phrase: "stop", text: "Stop" },
+      { tier: "stop", kind: "camera_lost", side: "centre", phrase: "camera_lost", text: "Stop. Camera lost" },
+    ];
+    cues.forEach((c, i) => setTimeout(() => this.play(c), i * 2200));
   }
 }

@@ -56,7 +56,7 @@ export class CameraFeed {
     this.busy = true;
     const seq = ++this.seq;
     const t = performance.now();
-    this.canvas.toBlob(async (blob) => {
+    this.encode().then(async (blob) => {
       this.busy = false;
       if (!blob || !this.link.open) return;
       const jpeg = new Uint8Array(await blob.arrayBuffer());
@@ -67,7 +67,16 @@ export class CameraFeed {
       msg.set(header, 6);
       msg.set(jpeg, 6 + header.length);
       this.link.send(msg);
-    }, "image/jpeg", this.quality);
+    }, () => { this.busy = false; });
+  }
+  encode() {
+    // Synchronous: the async encoders (toBlob, convertToBlob) were measured taking up to 1 s in
+    // Chromium on a busy machine, longer than the camera-lost timeout; toDataURL takes ~5 ms at 640 px.
+    const url = this.canvas.toDataURL("image/jpeg", this.quality);
+    const bin = atob(url.slice(url.indexOf(",") + 1));
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return Promise.resolve(new Blob([bytes]));
   }
   onStatus(msg) {
     if (typeof msg.capture_ms === "number") {

@@ -1,4 +1,4 @@
-// What the walker's device does with the server's messages, including its own watchdog: a silent
+// What a listening device does with the server's messages, including its own watchdog: a silent
 // server or network is a stop cue within one second. The server's heartbeat comes every 250 ms, so
 // 800 ms is three missed in a row; with the 100 ms tick the cue sounds at most 900 ms after the last
 // message, inside the one-second budget.
@@ -14,6 +14,7 @@ export class Ear {
     this.lastLocalStop = -Infinity;
     this.watching = false;
     this.rttMs = null;
+    this.onSwap = null;
     this.timer = setInterval(() => this.tick(), 100);
   }
   heard() { this.lastHeard = performance.now(); }
@@ -22,20 +23,27 @@ export class Ear {
     if (msg.type === "cue") {
       this.player.play(msg);
       this.show({ cue: msg });
+    } else if (msg.type === "alert") {
+      this.player.setAlert(msg.active);
+      this.show({ active: msg.active });
     } else if (msg.type === "state") {
       if (msg.watching && !this.watching) this.player.watching();
       this.watching = msg.watching;
+      if (!msg.watching) this.player.setAlert([]);
       this.show({ watching: msg.watching, reason: msg.reason });
     } else if (msg.type === "pong" && typeof msg.t === "number") {
       this.rttMs = performance.now() - msg.t;
       this.show({ rttMs: this.rttMs });
+    } else if (msg.type === "swap" && this.onSwap) {
+      this.onSwap(msg.role);
     }
   }
   onClose() { this.localStop("Stop. Connection lost"); }
   localStop(text) {
     this.lastLocalStop = performance.now();
     this.watching = false;
-    const cue = { tier: "stop", kind: "connection_lost", side: "centre", text, local: true };
+    this.player.setAlert([]);
+    const cue = { tier: "stop", kind: "connection_lost", phrase: "connection_lost", side: "centre", text, local: true };
     this.player.play(cue);
     this.show({ watching: false, reason: "connection_lost", cue });
   }

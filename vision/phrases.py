@@ -1,0 +1,50 @@
+"""The fixed set of phrases the walker can hear, so every one can be pre-rendered as audio ahead of time."""
+
+from __future__ import annotations
+
+BLIND_PHRASES = {
+    "walker_lost": "Stop. Walker not in view",
+    "camera_lost": "Stop. Camera lost",
+    "connection_lost": "Stop. Connection lost",
+}
+NOUNS = {
+    "obstacle": "Obstacle",
+    "person": "Person",
+    "cyclist": "Cyclist",
+    "dog": "Dog",
+    "vehicle": "Car",
+    "kerb": "Kerb",
+    "hole": "Hole",
+}
+SIDES = ("left", "centre", "right")
+AWAY = {"left": "right", "right": "left"}  # step away from the side the hazard is on
+
+
+def phrase_for(kind: str, tier: str, side: str) -> tuple[str, str]:
+    """(phrase id, text) of a cue. Sides are as the walker feels them; the advice steps away from it."""
+    if kind in BLIND_PHRASES:
+        return kind, BLIND_PHRASES[kind]
+    if tier == "stop":
+        return "stop", "Stop"
+    noun = NOUNS.get(kind, "Obstacle")
+    key = kind if kind in NOUNS else "obstacle"
+    if tier == "urgent":
+        if side in AWAY:
+            return f"{key}_urgent_{side}", f"{noun} close, step {AWAY[side]}"
+        return f"{key}_urgent_centre", f"{noun} right behind you"
+    if side in AWAY:
+        return f"{key}_{side}", f"{noun} behind you, {side}"
+    return f"{key}_centre", f"{noun} behind you"
+
+
+def all_phrases() -> dict[str, str]:
+    """Every phrase id the server or the page may ask for, with its text."""
+    out = dict(BLIND_PHRASES)
+    out["stop"] = "Stop"
+    out["test"] = "Rearguard sound check"
+    for kind in NOUNS:
+        for tier in ("advisory", "urgent"):
+            for side in SIDES:
+                pid, text = phrase_for(kind, tier, side)
+                out[pid] = text
+    return out
