@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+T = TypeVar("T")
 
 # The camera page sends at most 640 px on the long side; replay analyses the same size so that it
 # reproduces what a walker would have heard (web_client/camera.js MAX_SIDE).
@@ -98,3 +103,47 @@ def frames(info: ClipInfo) -> Iterator[npt.NDArray[np.uint8]]:
             yield frame.astype(np.uint8, copy=False)
     finally:
         cap.release()
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterable[T], depth: int = 8) -> Iterator[T]:
+    """`items` produced by a background thread, at most `depth` ahead. Video decoding and JPEG coding
+    release the GIL, so they run on the other core while the caller runs the pose model."""
+    q: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def frames_as_sent(info: ClipInfo) -> Iterator[tuple[npt.NDArray[np.uint8], bytes]]:
+    """(upright frame at the analysis size, the JPEG the phone page would have sent of it), prefetched."""
+    return prefetched((f, phone_jpeg(f)) for f in frames(info))

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from server.clips import ClipError, ClipInfo, frames, phone_jpeg, probe
+from server.clips import ClipError, ClipInfo, frames_as_sent, probe
 from server.config import Settings
 from server.soundtrack import mix_cues, to_wav_bytes
 from vision.alerts import AlertPolicy, Cue
@@ -109,20 +111,39 @@ class VideoSink:
             "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-pix_fmt", "yuv420p", str(path),
         ]  # fmt: skip
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        # Frames go to ffmpeg from a writer thread, so the pose model never waits on the encoder.
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._error: BaseException | None = None
+        self._writer = threading.Thread(target=self._write_loop, name="ffmpeg-writer", daemon=True)
+        self._writer.start()
+
+    def _write_loop(self) -> None:
+        assert self.proc.stdin is not None
+        while (data := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self.proc.stdin.write(data)
+                except OSError as exc:  # ffmpeg died; close() reports its own message
+                    self._error = exc
 
     def write(self, bgr: npt.NDArray[np.uint8]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(bgr.tobytes())
+        if self._error is not None:
+            raise RuntimeError(f"ffmpeg stopped taking frames: {self._error}")
+        self._queue.put(bgr.tobytes())
 
     def close(self) -> None:
         assert self.proc.stdin is not None
+        self._queue.put(None)
+        self._writer.join()
         self.proc.stdin.close()
         err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
         if self.proc.wait() != 0:
             raise RuntimeError(f"ffmpeg failed writing the annotated video: {err.strip()}")
 
     def abort(self) -> None:
-        self.proc.kill()
+        self._error = RuntimeError("aborted")
+        self.proc.kill()  # first: a writer blocked on the pipe then fails and drains the queue
+        self._queue.put(None)
         self.proc.wait()
 
     def mux_audio(self, wav: Path, out: Path) -> None:
@@ -162,9 +183,9 @@ def analyse(
     progress = Progress(info.frame_count, info.path.name, opts.progress)
     start = time.perf_counter()
     try:
-        for i, frame in enumerate(frames(info)):
+        for i, (frame, jpeg) in enumerate(frames_as_sent(info)):
             ts_ms = round(i * 1000.0 / info.fps)  # from index and fps: two runs give the same timeline
-            a = pipeline.process_jpeg(phone_jpeg(frame), ts_ms)
+            a = pipeline.process_jpeg(jpeg, ts_ms)
             out = policy.update(ts_ms / 1000.0, a.hazards)
             events += [event_of(c) for c in out.cues]
             ttcs = [h.ttc_s for h in a.hazards if h.ttc_s is not None]

@@ -301,3 +301,81 @@ def test_frames_are_not_written_to_disk(
         recv_until(cam, lambda m: m["type"] == "status" and m["seq"] == 4)
     assert {f for f in files() - before if not f.endswith((".pyc", ".tmp"))} == set()
     assert np.frombuffer(walker_frames[0][:2], np.uint8).tolist() == [0xFF, 0xD8]
+
+
+def test_phrases_are_listed_and_rendered(server: LiveServer) -> None:
+    import io
+    import shutil
+    import wave
+
+    manifest = httpx.get(f"{server.base}/api/phrases").json()
+    assert {"walker_lost", "camera_lost", "connection_lost", "stop", "person_urgent_left"} <= set(
+        manifest["phrases"]
+    )
+    assert httpx.get(f"{server.base}/api/phrases/nope.wav").status_code == 404
+    if shutil.which("espeak-ng") is None:
+        assert manifest["rendered"] is False
+        pytest.skip("espeak-ng is not installed: the page falls back to the browser's speech")
+    r = httpx.get(server.base + manifest["phrases"]["walker_lost"]["url"])
+    assert r.headers["content-type"] == "audio/wav" and "immutable" in r.headers["cache-control"]
+    with wave.open(io.BytesIO(r.content)) as w:
+        assert w.getnchannels() == 1 and 0.5 < w.getnframes() / w.getframerate() < 4
+
+
+def test_sensitivity_setting_and_role_swap(server: LiveServer) -> None:
+    s = server.create_session()
+    with connect(server.ws_url("camera", s)) as cam, connect(server.ws_url("walker", s)) as walker:
+        walker.send(json.dumps({"type": "settings", "sensitivity": "early"}))
+        assert recv_until(walker, is_type("settings"))["sensitivity"] == "early"
+        walker.send(json.dumps({"type": "settings", "sensitivity": "loud"}))
+        assert recv_until(walker, is_type("error"))["code"] == "bad_settings"
+        walker.send(json.dumps({"type": "swap"}))
+        assert recv_until(walker, is_type("error"))["code"] == "bad_message"  # only the camera swaps
+        cam.send(json.dumps({"type": "swap"}))
+        assert recv_until(walker, is_type("swap"))["role"] == "camera"
+        assert recv_until(cam, is_type("swap"))["role"] == "walker"
+
+
+def test_a_drilled_hazard_escalates_by_time_to_contact(walker_frames: list[bytes], tmp_path: Any) -> None:
+    """Scripted hazards go through the same policy as detected ones: advisory, urgent, stop, then quiet."""
+    drill = tmp_path / "drill.json"
+    drill.write_text(
+        json.dumps([{"kind": "dog", "side": "right", "start_s": 0.5, "distance_m": 3.5, "closing_mps": 1.0}])
+    )
+    srv = start_server(drill=str(drill))
+    try:
+        s = srv.create_session()
+        with connect(srv.ws_url("camera", s)) as cam, connect(srv.ws_url("walker", s)) as walker:
+            stop = threading.Event()
+            sender = threading.Thread(target=stream, args=(cam, walker_frames * 2, 10, stop))
+            sender.start()
+            try:
+                cues = [recv_until(walker, is_type("cue"), timeout=8) for _ in range(3)]
+                alerts = []
+                while not alerts or alerts[-1]["active"]:
+                    alerts.append(recv_until(walker, is_type("alert"), timeout=3))
+            finally:
+                stop.set()
+                sender.join()
+    finally:
+        srv.stop()
+    assert [(c["tier"], c["kind"], c["side"], c["phrase"]) for c in cues] == [
+        ("advisory", "dog", "right", "dog_right"),
+        ("urgent", "dog", "right", "dog_urgent_right"),
+        ("stop", "dog", "right", "stop"),
+    ]
+    # Each tier at its threshold, on whichever frame was analysed first past it (frames drop under load).
+    ttc = [c["ttc_s"] for c in cues]
+    assert 1.5 < ttc[0] <= 3.0 and 1.0 < ttc[1] <= 1.5 and ttc[2] <= 1.0
+    assert all(abs((c["t"] - cues[0]["t"]) - (ttc[0] - c["ttc_s"])) < 0.02 for c in cues)  # 1 m/s closing
+    ttcs = [a["active"][0]["ttc_s"] for a in alerts if a["active"]]
+    assert ttcs == sorted(ttcs, reverse=True) and ttcs[-1] < 1.0
+
+
+def test_a_bad_drill_file_stops_the_server_at_start_up(tmp_path: Any) -> None:
+    drill = tmp_path / "drill.json"
+    drill.write_text(
+        json.dumps([{"kind": "dog", "side": "behind", "start_s": 0, "distance_m": 3, "closing_mps": 1}])
+    )
+    with pytest.raises(ValueError, match=r"drill\[0\]\.side"):
+        start_server(drill=str(drill))
