@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 
 from server.clips import ClipError, ClipInfo, frames, phone_jpeg, probe
 from server.protocol import pack_frame
-from server.replay import ReplayOptions, percentile, replay_clip
+from server.replay import ReplayOptions, match_events, percentile, replay_clip
 
 TAIL_S = 1.0  # wait this long after the last frame for its status and cues
 
@@ -103,25 +103,12 @@ def compare(
     offline: list[dict[str, Any]], live: list[dict[str, Any]], tolerance_s: float = 1.0
 ) -> dict[str, Any]:
     """Pair the onsets of the two timelines by kind and time."""
-    a = [e for e in offline if not e.get("repeat")]
-    b = [e for e in live if not e.get("repeat")]
-    used: set[int] = set()
-    matched, only_offline = [], []
-    for e in a:
-        j = next(
-            (
-                j
-                for j, f in enumerate(b)
-                if j not in used and f["kind"] == e["kind"] and abs(f["t"] - e["t"]) <= tolerance_s
-            ),
-            None,
-        )
-        if j is None:
-            only_offline.append(e)
-        else:
-            used.add(j)
-            matched.append([e, b[j]])
-    only_live = [f for j, f in enumerate(b) if j not in used]
+    matched, only_offline, only_live = match_events(
+        [e for e in offline if not e.get("repeat")],
+        [e for e in live if not e.get("repeat")],
+        lambda a, b: True,
+        lambda e: tolerance_s,
+    )
     return {
         "matched": matched,
         "only_offline": only_offline,

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -251,6 +252,39 @@ def load_labels(path: Path) -> dict[str, Any]:
     return data
 
 
+Event = dict[str, Any]
+
+
+def match_events(
+    wanted: list[Event],
+    found: list[Event],
+    also: Callable[[Event, Event], bool],
+    tolerance_s: Callable[[Event], float],
+) -> tuple[list[list[Event]], list[Event], list[Event]]:
+    """Pair each wanted event, in order, with the earliest unpaired found event of the same kind within
+    its tolerance (and `also`). Returns (pairs, wanted not found, found not wanted)."""
+    used: set[int] = set()
+    pairs, missing = [], []
+    for w in wanted:
+        hit = next(
+            (
+                i
+                for i, f in enumerate(found)
+                if i not in used
+                and f["kind"] == w["kind"]
+                and also(w, f)
+                and abs(float(f["t"]) - float(w["t"])) <= tolerance_s(w)
+            ),
+            None,
+        )
+        if hit is None:
+            missing.append(w)
+        else:
+            used.add(hit)
+            pairs.append([w, found[hit]])
+    return pairs, missing, [f for i, f in enumerate(found) if i not in used]
+
+
 def check_labels(labels: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
     """Match expected events to the cues' onsets (repeats of a cue already heard are not new events).
 
@@ -259,28 +293,14 @@ def check_labels(labels: dict[str, Any], events: list[dict[str, Any]]) -> dict[s
     "ignore_kinds"."""
     default_tol = float(labels.get("tolerance_s", 1.0))
     ignore = set(labels.get("ignore_kinds", []))
-    onsets = [e for e in events if not e.get("repeat")]
-    used: set[int] = set()
-    matches, misses = [], []
-    for exp in sorted(labels.get("expect", []), key=lambda e: float(e["t"])):
-        tol = float(exp.get("tolerance_s", default_tol))
-        hit = next(
-            (
-                i
-                for i, e in enumerate(onsets)
-                if i not in used
-                and e["kind"] == exp["kind"]
-                and exp.get("tier", e["tier"]) == e["tier"]
-                and abs(float(e["t"]) - float(exp["t"])) <= tol
-            ),
-            None,
-        )
-        if hit is None:
-            misses.append(exp)
-        else:
-            used.add(hit)
-            matches.append([exp, onsets[hit]])
-    false_alarms = [e for i, e in enumerate(onsets) if i not in used and e["kind"] not in ignore]
+    expected = sorted(labels.get("expect", []), key=lambda e: float(e["t"]))
+    matches, misses, extra = match_events(
+        expected,
+        [e for e in events if not e.get("repeat")],
+        lambda exp, e: exp.get("tier", e["tier"]) == e["tier"],
+        lambda exp: float(exp.get("tolerance_s", default_tol)),
+    )
+    false_alarms = [e for e in extra if e["kind"] not in ignore]
     return {
         "matches": matches,
         "misses": misses,

@@ -95,14 +95,7 @@ def decode_wav_mono(data: bytes) -> npt.NDArray[np.float32]:
 @functools.lru_cache(maxsize=256)
 def phrase_wav(text: str) -> bytes:
     """`text` spoken, as a mono 16-bit WAV file for the walker page to cache and play."""
-    pcm = (np.clip(phrase(text), -1, 1) * 32767).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
+    return to_wav_bytes(phrase(text))
 
 
 def pan_stereo(mono: npt.NDArray[np.float32], pan: float) -> Stereo:
@@ -142,11 +135,12 @@ def mix_cues(events: Iterable[dict[str, Any]], duration_s: float) -> Stereo:
     return np.clip(track, -1.0, 1.0)
 
 
-def to_wav_bytes(stereo: Stereo) -> bytes:
-    pcm = (np.clip(stereo, -1, 1) * 32767).astype("<i2")
+def to_wav_bytes(samples: npt.NDArray[np.float32]) -> bytes:
+    """16-bit WAV of mono (n,) or stereo (n, 2) samples in [-1, 1] at SAMPLE_RATE."""
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
-        w.setnchannels(2)
+        w.setnchannels(1 if samples.ndim == 1 else samples.shape[1])
         w.setsampwidth(2)
         w.setframerate(SAMPLE_RATE)
         w.writeframes(pcm.tobytes())
