@@ -56,3 +56,8 @@ def test_someone_far_from_the_last_walker_position_is_not_the_walker() -> None:
     walker, other = person(0.3, 0.6), person(0.7, 0.6)
     assert select_walker([other], previous=walker) is None
     assert select_walker([other]) == 0  # with no recent walker, anyone qualifies
+
+
+def test_a_tiny_person_is_not_the_walker() -> None:
+    assert select_walker([person(0.5, 0.12)]) is None
+    assert select_walker([person(0.5, 0.12), person(0.3, 0.5)]) == 1

@@ -9,6 +9,10 @@ from vision.types import L_SHOULDER, NOSE, R_SHOULDER, Pose
 
 # A person must show this many landmarks to count as the walker; fewer is a partial body at the edge.
 MIN_VISIBLE_LANDMARKS = 8
+# ...and stand at least this tall in the frame. The partner films from 1.5-4 m: a 1.6 m walker then
+# spans over a quarter of a portrait frame and over 40% of a landscape one. Smaller "people" are far
+# passers-by or false detections (replay found one on a table's foot in people_step_up_one_by_one).
+MIN_HEIGHT = 0.15
 
 
 def walker_score(pose: Pose, previous: Pose | None = None) -> float:
@@ -21,6 +25,8 @@ def walker_score(pose: Pose, previous: Pose | None = None) -> float:
     if int(pose.visible().sum()) < MIN_VISIBLE_LANDMARKS:
         return 0.0
     x0, y0, x1, y1 = pose.bbox_xyxy()
+    if y1 - y0 < MIN_HEIGHT:
+        return 0.0
     size = math.sqrt(max(x1 - x0, 1e-6) * max(y1 - y0, 1e-6))
     centrality = 1.0 - abs((x0 + x1) / 2 - 0.5)
     shoulder_dx = float(pose.xy[L_SHOULDER, 0] - pose.xy[R_SHOULDER, 0])
