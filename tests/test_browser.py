@@ -317,6 +317,11 @@ def test_scripted_hazard_plays_in_order_on_time_and_silence_when_clear(
             ):
                 time.sleep(0.1)
             time.sleep(3.0)  # after contact the person is gone: the path is clear again
+            # The server is killed: its socket closes and the walker hears the stop cue within a second.
+            killed_at = walker.evaluate("performance.now()")
+            proc.kill()
+            lost = wait_for_speech(walker, "Connection lost", timeout_s=3)
+            assert lost["at"] - killed_at < 1000
             log = played(walker)
             intervals = walker.evaluate(
                 "import('/audio.js').then(m => [3, 2, 1.5, 1, 0.5, 0.2].map(m.beepInterval))"
@@ -345,9 +350,9 @@ def test_scripted_hazard_plays_in_order_on_time_and_silence_when_clear(
     beeps = [
         e["at"]
         for e in log
-        if e["what"] == "tone" and e["freq"] == 1000 and cues[1]["at"] + 250 < e["at"] < cues[2]["at"]
+        if e["what"] == "tone" and e["freq"] == 1000 and cues[1]["at"] <= e["at"] < cues[2]["at"]
     ]
-    assert len(beeps) >= 1  # the urgent tier lasts 0.5 s: its own two beeps, then the beeper
+    assert len(beeps) >= 3  # the urgent tier lasts 0.5 s: the cue's own two beeps, and the beeper's
     cont = [
         e
         for e in log
@@ -362,4 +367,4 @@ def test_scripted_hazard_plays_in_order_on_time_and_silence_when_clear(
     chime = (520, 780)  # the soft "watching again" chime when the system starts watching
     sounds = [e for e in log if e["what"] in ("tone", "phrase", "speech") and e.get("freq") not in chime]
     assert [e for e in sounds if e["at"] < cues[0]["at"]] == []
-    assert [e for e in sounds if e["at"] > off[0]["at"] + 1000] == []
+    assert [e for e in sounds if off[0]["at"] + 1000 < e["at"] < killed_at] == []

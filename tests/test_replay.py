@@ -211,3 +211,38 @@ def test_realtime_needs_a_server_url(tmp_path: Path) -> None:
         "replay", str(clip), "--realtime", "--server", "http://127.0.0.1:9", "--out", str(tmp_path / "x")
     )
     assert r.returncode == 2 and "cannot reach" in r.stderr
+
+
+@pytest.mark.browser
+def test_annotated_video_plays_in_chromium(leaving_clip: Path, tmp_path: Path) -> None:
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian's chromium is not installed (scripts/install.sh --test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    out = tmp_path / "out"
+    assert rearguard("replay", str(leaving_clip), "--out", str(out)).returncode == 0
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--autoplay-policy=no-user-gesture-required",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page()
+        page.goto((out / "report.html").as_uri())  # the report embeds the video beside it
+        played = page.evaluate(
+            """new Promise((resolve) => {
+                 const v = document.querySelector("video");
+                 const go = () => v.play().then(() => setTimeout(
+                     () => resolve([v.videoWidth, v.videoHeight, v.duration, v.currentTime]), 800));
+                 if (v.readyState >= 3) go(); else v.addEventListener("canplay", go, { once: true });
+                 v.addEventListener("error", () => resolve(["error", v.error && v.error.code]));
+                 setTimeout(() => resolve(["timeout", v.readyState]), 10000);
+               })"""
+        )
+        browser.close()
+    assert played[:2] == [360, 640] and abs(played[2] - 8.0) < 0.2 and played[3] > 0.3
