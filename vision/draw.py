@@ -44,8 +44,9 @@ def annotate(
     fps: float,
     cost_ms: float,
 ) -> npt.NDArray[np.uint8]:
-    """A copy of `bgr` with other people (grey), the walker (green), the cue being played as
-    (tier, text), whether the system is watching, and the frame rate and per-frame cost."""
+    """A copy of `bgr` with other people (grey), the walker (green), the hazards with distance and time to
+    contact, the cue being played as (tier, text), whether the system is watching, and the frame rate
+    and per-frame cost."""
     img = bgr.copy()
     for person in analysis.people:
         if person is not analysis.walker:
@@ -64,6 +65,13 @@ def annotate(
         (6, 2 * line + 4),
         (40, 40, 40),
     )
+    # Hazards with their distance and time to contact (obstacles located in the image will get boxes).
+    y = img.shape[0] - 2 * line - 4
+    for hz in sorted(analysis.hazards, key=lambda z: z.ttc_s if z.ttc_s is not None else -1.0)[:3]:
+        dist = f"{hz.distance_m:.1f} m" if hz.distance_m is not None else "? m"
+        ttc = f"TTC {hz.ttc_s:.1f} s" if hz.ttc_s is not None else ""
+        _label(img, f"{hz.kind} {hz.side}  {dist}  {ttc}", (6, y), (90, 60, 20))
+        y -= line + 4
     if cue is not None:
         tier, text = cue
         _label(
