@@ -247,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--server", help="a running Rearguard server, e.g. http://127.0.0.1:8000 (with --realtime)"
     )
     replay.set_defaults(func=cmd_replay)
+    # Listed for --help; main() hands `scenario` to vision.scenario's own parser before this one runs.
+    sub.add_parser("scenario", help="render test scenes with exact ground truth (docs/scenarios.md)")
     models = sub.add_parser("models", help=f"build or verify the pose model bundle ({BUNDLE_PATH.name})")
     models.add_argument("action", choices=["build", "verify"])
     models.set_defaults(func=cmd_models)
@@ -254,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["scenario"]:  # its own parser, options and --help included
+        from vision.scenario import main as scenario_main
+
+        return scenario_main(argv[1:])
     args = build_parser().parse_args(argv)
     level = logging.INFO if args.command == "serve" else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
