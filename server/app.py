@@ -262,6 +262,12 @@ def create_app(
 
     def handle_control(session: Session, peer: Peer, msg: dict[str, Any]) -> None:
         kind = msg["type"]
+        if kind == "recalibrate":
+            if session.mode != "solo" or peer is not session.camera:
+                raise ProtocolError("bad_message", "recalibrate is for the solo (treadmill) phone")
+            peer.keep(asyncio.create_task(session.recalibrate()))
+            peer.send(message("recalibrating"))
+            return
         if kind == "heartbeat":
             return
         if kind == "settings":

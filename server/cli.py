@@ -148,6 +148,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     opts = ReplayOptions(
         mode=args.mode, video=not args.no_video, report=not args.no_report, fps=args.fps,
         labels=Path(args.labels) if args.labels else None, progress=progress and len(clips) == 1,
+        calibration=Path(args.calibration) if args.calibration else None,
     )  # fmt: skip
     if args.realtime:
         from server.live_replay import cmd_realtime
@@ -239,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--fps", type=float, help="frame rate to assume when the container's is missing or wrong"
     )
     replay.add_argument("--labels", help="expected events file (default CLIP.labels.json beside the clip)")
+    replay.add_argument(
+        "--calibration", help="treadmill: a calibration.json from an earlier replay (default: learn it)"
+    )
     replay.add_argument("--no-video", action="store_true", help="skip the annotated video")
     replay.add_argument("--no-report", action="store_true", help="skip the HTML report")
     replay.add_argument("--jobs", type=int, help="clips replayed at once (default: one per core)")

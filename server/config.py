@@ -12,6 +12,7 @@ from models import BUNDLE_PATH
 from vision.alerts import AlertConfig
 from vision.drill import load_drill
 from vision.pipeline import PipelineConfig
+from vision.treadmill import Calibration
 
 
 class Settings(BaseSettings):
@@ -96,12 +97,16 @@ class Settings(BaseSettings):
         2, ge=1, le=64, description="Threads running vision work, about one per core."
     )
 
-    def pipeline_config(self) -> PipelineConfig:
+    def pipeline_config(
+        self, mode: Literal["partner", "treadmill"] = "partner", calibration: Calibration | None = None
+    ) -> PipelineConfig:
         return PipelineConfig(
             walker_lost_grace_ms=self.walker_lost_grace_ms,
             num_poses=self.num_poses,
             model_path=self.model_path,
             drill=load_drill(self.drill) if self.drill else (),
+            mode=mode,
+            calibration=calibration,
         )
 
     def alert_config(self) -> AlertConfig:

@@ -32,6 +32,7 @@ from server.soundtrack import mix_cues, to_wav_bytes
 from vision.alerts import AlertPolicy, Cue
 from vision.draw import annotate
 from vision.pipeline import Pipeline
+from vision.treadmill import Calibration
 
 logger = logging.getLogger(__name__)
 CUE_DISPLAY_S = 1.5  # how long the annotated video shows a cue's text after it sounds
@@ -45,6 +46,7 @@ class ReplayOptions:
     report: bool = True
     fps: float | None = None
     labels: Path | None = None
+    calibration: Path | None = None  # treadmill: a calibration.json from an earlier replay
     progress: bool = False
     settings: Settings = field(default_factory=Settings)
 
@@ -168,16 +170,30 @@ class Frames:
     people: list[int] = field(default_factory=list)
     hazards: list[list[str]] = field(default_factory=list)
     ttc_s: list[float | None] = field(default_factory=list)
+    zone: list[str] = field(default_factory=list)  # treadmill mode only
 
     def as_dict(self) -> dict[str, list[Any]]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if v or k != "zone"}
+
+
+def load_calibration(path: Path) -> Calibration:
+    try:
+        return Calibration.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ClipError(
+            f"{path}: not a treadmill calibration (a calibration.json from a replay): {exc}"
+        ) from exc
 
 
 def analyse(
-    info: ClipInfo, opts: ReplayOptions, sink: VideoSink | None
-) -> tuple[list[dict[str, Any]], Frames, float]:
-    """Every frame through the pipeline and the alert policy: (events, frame columns, wall seconds)."""
-    pipeline = Pipeline(opts.settings.pipeline_config())
+    info: ClipInfo, opts: ReplayOptions, sink: VideoSink | None, calibration: Calibration | None = None
+) -> tuple[list[dict[str, Any]], Frames, float, dict[str, Any]]:
+    """Every frame through the pipeline and the alert policy: (events, frame columns, wall seconds, the
+    last frame's mode state)."""
+    pipeline = Pipeline(
+        opts.settings.pipeline_config("treadmill" if opts.mode == "treadmill" else "partner", calibration)
+    )
+    mode_state: dict[str, Any] = {}
     policy = AlertPolicy(opts.settings.alert_config())
     events: list[dict[str, Any]] = []
     cols = Frames()
@@ -197,6 +213,9 @@ def analyse(
             cols.people.append(len(a.people))
             cols.hazards.append(sorted({h.kind for h in a.hazards}))
             cols.ttc_s.append(min(ttcs) if ttcs else None)
+            if a.mode_state:
+                mode_state = a.mode_state
+                cols.zone.append(str(a.mode_state.get("zone")))
             if sink is not None:
                 shown = next((e for e in reversed(events) if ts_ms / 1000.0 - e["t"] < CUE_DISPLAY_S), None)
                 elapsed = time.perf_counter() - start
@@ -216,7 +235,7 @@ def analyse(
         pipeline.close()
     if not cols.t:
         raise ClipError(f"{info.path}: no frame could be decoded")
-    return events, cols, time.perf_counter() - start
+    return events, cols, time.perf_counter() - start, mode_state
 
 
 def summarise(events: list[dict[str, Any]], cols: Frames, duration_s: float, wall_s: float) -> dict[str, Any]:
@@ -318,8 +337,7 @@ def replay_clip(
     `live.json` and sets the two timelines side by side in the report."""
     if opts.mode not in MODES:
         raise ClipError(f"--mode must be one of {', '.join(MODES)}, got {opts.mode!r}")
-    if opts.mode == "treadmill":
-        raise ClipError("treadmill mode is not built yet: its zones and body-state hazards do not exist")
+    calibration = load_calibration(opts.calibration) if opts.calibration else None
     info = probe(clip, opts.fps)
     labels_file = opts.labels or (labels_path_for(clip) if labels_path_for(clip).is_file() else None)
     labels = load_labels(labels_file) if labels_file else None
@@ -328,7 +346,7 @@ def replay_clip(
     sink: VideoSink | None = None
     try:
         sink = VideoSink(tmp / "video-only.mp4", info.analysis_wh, info.fps) if opts.video else None
-        events, cols, wall_s = analyse(info, opts, sink)
+        events, cols, wall_s, mode_state = analyse(info, opts, sink, calibration)
         duration_s = len(cols.t) / info.fps
         timeline: dict[str, Any] = {
             "clip": clip.name,
@@ -342,6 +360,13 @@ def replay_clip(
             "analysis_wh": list(info.analysis_wh),
             "source_wh": list(info.source_wh),
         }
+        if opts.mode == "treadmill":
+            # The workout as the solo page sums it up, and the calibration learned from the first
+            # seconds, reusable with --calibration for another clip from the same phone position.
+            timeline["workout"] = mode_state.get("figures", {})
+            timeline["calibrated"] = mode_state.get("calibration") is not None
+            if mode_state.get("calibration"):
+                (tmp / "calibration.json").write_text(json.dumps(mode_state["calibration"], indent=1))
         checked = check_labels(labels, events) if labels is not None else None
         if checked is not None:
             timeline["labels"] = {k: v for k, v in checked.items() if k != "matches"} | {

@@ -85,7 +85,13 @@ class Peer:
         self._wake = asyncio.Event()
         self._closed = False
         self._closer: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._writer = asyncio.create_task(self._write_loop(), name=f"peer-{role}-{session_id}")
+
+    def keep(self, task: asyncio.Task[None]) -> None:
+        """Hold a reference to a task started for this peer until it ends."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def send(self, msg: dict[str, Any]) -> None:
         if self._closed:
@@ -281,7 +287,11 @@ class Session:
             try:
                 if self.pipeline is None:
                     self.pipeline = await loop.run_in_executor(
-                        self.executor, lambda: Pipeline(self.settings.pipeline_config())
+                        # A solo phone watches a treadmill walker: zones and body state, not obstacles.
+                        self.executor,
+                        lambda: Pipeline(
+                            self.settings.pipeline_config("treadmill" if self.mode == "solo" else "partner")
+                        ),
                     )
                 ts = int(item.received_ms - self.created_ms)
                 analysis = await loop.run_in_executor(self.executor, self.pipeline.process_jpeg, env.jpeg, ts)
@@ -321,6 +331,8 @@ class Session:
                         people=len(analysis.people),
                         hazards=[h.kind for h in analysis.hazards],
                         fps=round(self.stats.fps, 1),
+                        treadmill={k: v for k, v in analysis.mode_state.items() if k != "calibration"}
+                        or None,
                         listeners=self.live_listeners(),
                         received=self.stats.received,
                         processed=self.stats.processed,
@@ -354,6 +366,10 @@ class Session:
                 idle_s = (t - (self.last_frame_ms or self.created_ms)) / 1000
                 if idle_s > self.settings.pipeline_release_s:
                     await self._release_pipeline()
+
+    async def recalibrate(self) -> None:
+        if self.pipeline is not None:
+            await asyncio.get_running_loop().run_in_executor(self.executor, self.pipeline.recalibrate)
 
     def camera_gone(self) -> None:
         """The camera socket closed: walkers hear the stop cue now, not after the timeout."""

@@ -379,3 +379,21 @@ def test_a_bad_drill_file_stops_the_server_at_start_up(tmp_path: Any) -> None:
     )
     with pytest.raises(ValueError, match=r"drill\[0\]\.side"):
         start_server(drill=str(drill))
+
+
+def test_solo_session_runs_the_treadmill_monitor_and_recalibrates(
+    walker_frames: list[bytes], server: LiveServer
+) -> None:
+    s = server.create_session("solo")
+    with connect(server.ws_url("solo", s)) as solo:
+        stream(solo, walker_frames[:6], fps=10)
+        status = recv_until(solo, lambda m: m["type"] == "status" and m["seq"] == 5)
+        assert status["treadmill"]["calibrating"] is True and "steps" in status["treadmill"]["figures"]
+        solo.send(json.dumps({"type": "recalibrate"}))
+        assert recv_until(solo, is_type("recalibrating"))
+    s = server.create_session("partner")
+    with connect(server.ws_url("camera", s)) as cam:
+        stream(cam, walker_frames[:2], fps=10)
+        assert recv_until(cam, lambda m: m["type"] == "status" and m["seq"] == 1)["treadmill"] is None
+        cam.send(json.dumps({"type": "recalibrate"}))
+        assert recv_until(cam, is_type("error"))["code"] == "bad_message"

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from vision.phrases import phrase_for
+from vision.phrases import phrase_for, phrase_id_of
 from vision.types import Hazard, Side, Tier
 
 TIER_RANK: dict[str, int] = {"advisory": 0, "urgent": 1, "stop": 2}
@@ -192,13 +192,15 @@ class AlertPolicy:
                 continue
             track.last_cue_s = t_s
             phrase, text = phrase_for(h.kind, tier, h.side)
+            if h.text and h.text != text:  # the hazard says it its own way: its words, if pre-rendered
+                phrase, text = phrase_id_of(h.text), h.text
             cues.append(
                 Cue(
                     t_s,
                     tier,
                     h.kind,
                     h.side,
-                    h.text or text,
+                    text,
                     h.distance_m,
                     h.ttc_s,
                     not rises,

@@ -7,6 +7,18 @@ BLIND_PHRASES = {
     "camera_lost": "Stop. Camera lost",
     "connection_lost": "Stop. Connection lost",
 }
+# Treadmill mode (vision/treadmill.py) says what to do rather than what is there.
+TREADMILL_PHRASES = {
+    "step_forward": "Step forward",
+    "step_back": "Step back",
+    "to_middle": "Move to the middle of the belt",
+    "to_centre": "Move to the centre",
+    "stumble": "Stop. Hold the rails",
+    "stepped_off": "You stepped off the belt",
+    "too_dark": "Too dark. Turn on a light",
+    "partial_view": "Move so your whole body is in view",
+    "camera_moved": "The phone moved. Recalibrate",
+}
 NOUNS = {
     "obstacle": "Obstacle",
     "person": "Person",
@@ -37,9 +49,15 @@ def phrase_for(kind: str, tier: str, side: str) -> tuple[str, str]:
     return f"{key}_centre", f"{noun} behind you"
 
 
+def phrase_id_of(text: str) -> str:
+    """The id of a phrase with exactly this text, or "" (the page then speaks it with the browser)."""
+    return _BY_TEXT.get(text, "")
+
+
 def all_phrases() -> dict[str, str]:
     """Every phrase id the server or the page may ask for, with its text."""
     out = dict(BLIND_PHRASES)
+    out.update(TREADMILL_PHRASES)
     out["stop"] = "Stop"
     out["test"] = "Rearguard sound check"
     for kind in NOUNS:
@@ -48,3 +66,6 @@ def all_phrases() -> dict[str, str]:
                 pid, text = phrase_for(kind, tier, side)
                 out[pid] = text
     return out
+
+
+_BY_TEXT = {text: pid for pid, text in all_phrases().items()}

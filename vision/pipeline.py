@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ import numpy.typing as npt
 
 from vision.drill import DrillHazard, drill_hazards
 from vision.pose import PoseEstimator
+from vision.treadmill import Calibration, TreadmillConfig, TreadmillMonitor, mean_luma
 from vision.types import Analysis, Hazard, Pose
 from vision.walker import select_walker
 
@@ -35,6 +37,9 @@ class PipelineConfig:
     max_frame_pixels: int = 4096 * 4096
     model_path: Path | None = None  # None: the bundle in models/
     drill: tuple[DrillHazard, ...] = ()  # scripted hazards, timed from the first frame
+    mode: Literal["partner", "treadmill"] = "partner"
+    treadmill: TreadmillConfig | None = None  # None: its defaults
+    calibration: Calibration | None = None  # treadmill: a known calibration instead of learning one
 
 
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -91,6 +96,11 @@ class Pipeline:
         self._first_ms: int | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._treadmill = (
+            TreadmillMonitor(self.config.treadmill, self.config.calibration)
+            if self.config.mode == "treadmill"
+            else None
+        )
 
     def process_jpeg(self, data: bytes, timestamp_ms: int) -> Analysis:
         t0 = time.perf_counter()
@@ -117,7 +127,23 @@ class Pipeline:
         )
         idx = select_walker(people, self._walker if recent else None)
         walker = people[idx] if idx is not None else None
-        hazards = self._hazards(walker, timestamp_ms)
+        mode_state: dict[str, Any] = {}
+        if self._treadmill is not None:
+            # Treadmill mode: zones and body state instead of obstacles. The monitor has its own
+            # walker-lost grace, so the partner-mode hazards are computed (to keep the walker state)
+            # but not added twice.
+            state = self._treadmill.update(walker, timestamp_ms, (bgr.shape[1], bgr.shape[0]), mean_luma(bgr))
+            self._hazards(walker, timestamp_ms)
+            hazards = [*state.hazards, *drill_hazards(self.config.drill, self._drill_t(timestamp_ms))]
+            mode_state = {
+                "zone": state.zone,
+                "calibrating": state.calibrating,
+                "notice": state.notice,
+                "figures": dict(state.figures),
+                "calibration": state.calibration.to_dict() if state.calibration else None,
+            }
+        else:
+            hazards = self._hazards(walker, timestamp_ms)
         t3 = time.perf_counter()
         return Analysis(
             timestamp_ms=timestamp_ms,
@@ -125,6 +151,7 @@ class Pipeline:
             walker=walker,
             people=tuple(people),
             hazards=tuple(hazards),
+            mode_state=mode_state,
             timings_ms={
                 "convert": (t1 - t0) * 1000,
                 "pose": (t2 - t1) * 1000,
@@ -136,7 +163,7 @@ class Pipeline:
     def _hazards(self, walker: Pose | None, timestamp_ms: int) -> list[Hazard]:
         if self._first_ms is None:
             self._first_ms = timestamp_ms
-        hazards = drill_hazards(self.config.drill, (timestamp_ms - self._first_ms) / 1000.0)
+        hazards = drill_hazards(self.config.drill, self._drill_t(timestamp_ms))
         if walker is not None:
             self._walker, self._walker_seen_ms = walker, timestamp_ms
             return hazards
@@ -145,6 +172,15 @@ class Pipeline:
             self._walker = None
             hazards.append(Hazard(kind="walker_lost", tier="stop", text="Stop. Walker not in view"))
         return hazards
+
+    def _drill_t(self, timestamp_ms: int) -> float:
+        return (timestamp_ms - (self._first_ms if self._first_ms is not None else timestamp_ms)) / 1000.0
+
+    def recalibrate(self) -> None:
+        """Treadmill mode: learn the belt's safe zone again from the next frames (a no-op otherwise)."""
+        with self._lock:
+            if self._treadmill is not None:
+                self._treadmill.recalibrate()
 
     def close(self) -> None:
         with self._lock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -70,3 +70,4 @@ class Analysis:
     people: tuple[Pose, ...]
     hazards: tuple[Hazard, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    mode_state: dict[str, Any] = field(default_factory=dict)  # treadmill: zone, figures, notice, calibration
