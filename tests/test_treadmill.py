@@ -222,7 +222,7 @@ def backward_walker(**kw: object) -> Body:
 def test_calibration_learns_view_facing_and_the_back_end(
     body: Body, walking: bool, view: str, facing: int, rear_source: str, rear_sign: int
 ) -> None:
-    cal = calibrated(body, walking=walking)._cal
+    cal = calibrated(body, walking=walking).calibration
     assert cal is not None
     assert (cal.view, cal.facing_sign, cal.rear_source, cal.rear_sign) == (
         view,
@@ -240,7 +240,9 @@ def test_zones_survive_user_size_and_camera_distance(height_px: float) -> None:
     """The same walk in body heights gives the same zone whatever the size in pixels."""
     body = backward_walker(height_px=height_px, ground_y=320 + height_px / 2)
     monitor = calibrated(body)
-    assert monitor._cal is not None and monitor._cal.body_height_px == pytest.approx(height_px, rel=0.06)
+    assert monitor.calibration is not None and monitor.calibration.body_height_px == pytest.approx(
+        height_px, rel=0.06
+    )
     states = run(monitor, lambda t: replace(body, gait_phase=t / 1.1, along_bh=0.15), 3.2, 5.0)
     assert states[-1][1].zone == "back"
 
@@ -264,7 +266,7 @@ def test_calibration_notice_then_calibrated_and_recalibrate() -> None:
 
 
 def test_a_saved_calibration_round_trips_through_json_and_skips_calibrating() -> None:
-    cal = calibrated(backward_walker())._cal
+    cal = calibrated(backward_walker()).calibration
     assert cal is not None
     again = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
     assert again == cal
@@ -278,8 +280,8 @@ def test_walked_limits_widen_the_belt() -> None:
     body = backward_walker()
     monitor = TreadmillMonitor(TreadmillConfig(calibration_s=2.0, limits_s=4.0))
     run(monitor, lambda t: replace(body, gait_phase=t / 1.1), 0.0, 2.2)
-    assert monitor._cal is not None
-    before = monitor._cal.back_end_bh
+    assert monitor.calibration is not None
+    before = monitor.calibration.back_end_bh
     states = run(
         monitor, lambda t: replace(body, gait_phase=t / 1.1, along_bh=0.45 * math.sin(t - 2.2)), 2.2, 6.4
     )
@@ -287,7 +289,7 @@ def test_walked_limits_widen_the_belt() -> None:
         s.zone == "unknown" and not s.hazards for _, s in states if s.calibrating
     )
     assert not states[-1][1].calibrating
-    assert monitor._cal.back_end_bh > before + 0.1
+    assert monitor.calibration.back_end_bh > before + 0.1
 
 
 @pytest.mark.parametrize(
@@ -352,7 +354,7 @@ def test_no_flicker_at_a_zone_boundary(view: str, facing: int) -> None:
     """A walker hovering at the warning line with pose jitter gets one warning, not a stutter."""
     body = Body(view=view, facing=facing)
     monitor = calibrated(body, walking=view == "side")
-    cal = monitor._cal
+    cal = monitor.calibration
     assert cal is not None
     rng = np.random.default_rng(3)
     # The offset that puts the walker's extent towards the back end right on the warning line.
@@ -370,14 +372,14 @@ def test_no_flicker_at_a_zone_boundary(view: str, facing: int) -> None:
 
 @pytest.mark.parametrize("speed_mps", [0.5, 1.0, 1.5])
 def test_a_stalled_walker_drifting_at_belt_speed_is_warned_before_the_edge(speed_mps: float) -> None:
-    """Warn on position and on the position predicted `lookahead_s` ahead: the cue leads the edge, and leads
-    it by more than a position-only rule would."""
+    """Warn on position and on the position predicted `lookahead_s` ahead: the cue leads the edge, by more
+    than a position-only rule would, and comes within the 300 ms budget of entering the warning zone."""
     body = backward_walker()
     start = 4.0
     leads = {}
     for lookahead in (0.0, 0.3):
         monitor = calibrated(body, TreadmillConfig(lookahead_s=lookahead))
-        cal = monitor._cal
+        cal = monitor.calibration
         assert cal is not None
         v_bh = speed_mps / 1.75
         # The stalled walker stops stepping: feet planted on the belt, both carried to the back at belt speed.
@@ -387,6 +389,8 @@ def test_a_stalled_walker_drifting_at_belt_speed_is_warned_before_the_edge(speed
         reach = 0.03 if body.facing < 0 else 0.1
         crossing = start + (cal.back_end_bh - reach) / v_bh
         assert start < warned < crossing
+        # The budget: a cue within 300 ms of the feet entering the warning zone, even without look-ahead.
+        assert warned <= start + (cal.back_warn_bh - reach) / v_bh + 0.3
         leads[lookahead] = crossing - warned
         hazard = next(
             h for _, s in states if (h := next((x for x in s.hazards if x.kind == "edge_back"), None))

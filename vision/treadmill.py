@@ -847,10 +847,16 @@ class TreadmillMonitor:
         self._hazard_seen: dict[str, float] = {}
         self._steps = _Steps(self.config)
         self._frame_wh = (0, 0)
+        self._cal_wh = (0, 0)
         self._cal_seen: dict[Direction, float] = dict.fromkeys(DIRECTIONS, 0.0)
         self._reset_calibration(calibration)
 
     # -- public
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The calibration in use (None while calibrating): save it with `Calibration.to_dict`."""
+        return self._cal
 
     def recalibrate(self) -> None:
         """Forget the calibration (also one given to the constructor) and learn it again from the next frames.
@@ -884,7 +890,8 @@ class TreadmillMonitor:
             if lost:
                 hazards.append(Hazard("walker_lost", "stop", text="Stop. Walker not in view"))
             self._partial_since = None
-            return self._finish(t, dt, hazards, "unknown", NOTICE_LOST if lost else None)
+            notice = NOTICE_DARK if self._dark else NOTICE_LOST if lost else None  # darkness may be why
+            return self._finish(t, dt, hazards, "unknown", notice)
         if self._last_seen is not None and t - self._last_seen > 1.0:
             self._reset_tracking()  # back after a while, perhaps somewhere else: no velocities across the gap
         self._last_seen = t
@@ -969,9 +976,11 @@ class TreadmillMonitor:
         elif partial:
             notice = NOTICE_PARTIAL
         else:
-            if self._cal_frames and t - self._cal_frames[-1].t > 1.0:
+            # A gap, or a phone turned between portrait and landscape: start again.
+            if self._cal_frames and (t - self._cal_frames[-1].t > 1.0 or self._frame_wh != self._cal_wh):
                 self._cal_frames.clear()
                 self._stance_v.clear()
+            self._cal_wh = self._frame_wh
             if self._cal_frames and self._prev_frame is not None:
                 self._collect_stance(self._prev_frame, frame, self._provisional_axes(frame))
             self._cal_frames.append(frame)
@@ -990,7 +999,8 @@ class TreadmillMonitor:
 
     def _provisional_axes(self, frame: _Frame) -> tuple[F64, F64, float]:
         """(down, belt, body px) before calibration, from the image's axes and this frame's segments."""
-        return np.array([0.0, 1.0]), np.array([1.0, 0.0]), max((frame.torso + frame.leg) / 0.55, 1.0)
+        body = (frame.torso + frame.leg) / SEGMENTS_SHARE_OF_STATURE
+        return np.array([0.0, 1.0]), np.array([1.0, 0.0]), max(body, 1.0)
 
     def _collect_stance(self, prev: _Frame, cur: _Frame, axes: tuple[F64, F64, float]) -> None:
         v = _stance_velocity(prev, cur, *axes)
