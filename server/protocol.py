@@ -25,7 +25,6 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_NO_SESSION = 4404
 CLOSE_CAMERA_TAKEN = 4409
 CLOSE_REPLACED = 4410  # a newer camera connection of the same session took over
-CLOSE_FULL = 4429
 
 
 class ProtocolError(ValueError):

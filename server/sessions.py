@@ -17,6 +17,7 @@ from fastapi import WebSocket
 
 from server.config import Settings
 from server.protocol import (
+    CLOSE_GOING_AWAY,
     CLOSE_TOO_SLOW,
     FrameEnvelope,
     alert_message,
@@ -146,7 +147,6 @@ class SessionStats:
     received: int = 0
     processed: int = 0
     bad_frames: int = 0
-    cues: int = 0
     fps: float = 0.0
     _recent: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=30))
 
@@ -227,7 +227,6 @@ class Session:
         sent_ms = None
         for cue in out.cues:
             self._cue_id += 1
-            self.stats.cues += 1
             msg = cue_message(cue, self._cue_id, seq, capture_ms)
             listeners = self.listeners()
             for peer in listeners:
@@ -391,7 +390,7 @@ class Session:
         for task in self._tasks:
             task.cancel()
         for peer in [*self.walkers, *([self.camera] if self.camera else [])]:
-            await peer.close(1001, "session closed")
+            await peer.close(CLOSE_GOING_AWAY, "session closed")
             peer.stop()
         await self._release_pipeline()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -235,8 +236,9 @@ def test_flood_of_garbage_is_closed_and_other_sessions_keep_running(
 ) -> None:
     good, bad = server.create_session(), server.create_session()
     with connect(server.ws_url("camera", good)) as cam, connect(server.ws_url("camera", bad)) as vandal:
-        for _ in range(40):
-            vandal.send("{")
+        with contextlib.suppress(ConnectionClosed):  # the server may close it before the 40th
+            for _ in range(40):
+                vandal.send("{")
         assert close_code(vandal) == 1008
         stream(cam, walker_frames[:3], fps=20)
         assert recv_until(cam, lambda m: m["type"] == "status" and m["seq"] == 2)["walker"] is not None
