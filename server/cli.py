@@ -253,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(func=cmd_replay)
     # Listed for --help; main() hands `scenario` to vision.scenario's own parser before this one runs.
     sub.add_parser("scenario", help="render test scenes with exact ground truth (docs/scenarios.md)")
+    sub.add_parser("evaluate", help="score the pipeline's warnings against rendered scenes' truth")
     models = sub.add_parser("models", help=f"build or verify the pose model bundle ({BUNDLE_PATH.name})")
     models.add_argument("action", choices=["build", "verify"])
     models.set_defaults(func=cmd_models)
@@ -265,6 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from vision.scenario import main as scenario_main
 
         return scenario_main(argv[1:])
+    if argv[:1] == ["evaluate"]:
+        from server.evaluate import main as evaluate_main
+
+        return evaluate_main(argv[1:])
     args = build_parser().parse_args(argv)
     level = logging.INFO if args.command == "serve" else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
