@@ -20,6 +20,7 @@ export class CameraFeed {
     this.orientation = { pitch: null, roll: null };
     this.running = false;
     this.latencies = [];
+    this.hazards = [];  // what is sounding now (alert messages), drawn over the view
   }
   async start() {
     const stream = await navigator.mediaDevices.getUserMedia({
@@ -92,7 +93,30 @@ export class CameraFeed {
     });
     this.drawPose(msg.walker);
   }
+  // Hazards as the partner sees them: the walker faces the camera, so the walker's left is the image's
+  // right. A band on that edge in the tier's colour, with the kind and time to contact.
+  drawHazards(g, c) {
+    const colour = { advisory: "#fb0", urgent: "#f80", stop: "#f22" };
+    for (const h of this.hazards) {
+      if (["walker_lost", "camera_lost", "connection_lost"].includes(h.kind)) continue;
+      const w = Math.round(c.width * 0.12);
+      const x = h.side === "left" ? c.width - w : h.side === "right" ? 0 : Math.round((c.width - w) / 2);
+      g.fillStyle = colour[h.tier] || "#fb0";
+      g.globalAlpha = 0.45;
+      g.fillRect(x, h.side === "centre" ? c.height - 40 : 0, w, h.side === "centre" ? 40 : c.height);
+      g.globalAlpha = 1;
+      g.fillStyle = "#fff";
+      g.font = "bold 14px system-ui";
+      const label = `${h.kind}${h.ttc_s != null ? " " + h.ttc_s.toFixed(1) + " s" : ""}`;
+      g.fillText(label, Math.max(4, Math.min(x + 4, c.width - g.measureText(label).width - 4)), c.height - 48);
+    }
+  }
+  setHazards(active) {
+    this.hazards = active || [];
+    this.drawPose(this.lastWalker);
+  }
   drawPose(walker) {
+    this.lastWalker = walker;
     const c = this.overlay;
     if (!c) return;
     const r = this.video.getBoundingClientRect();
@@ -101,6 +125,7 @@ export class CameraFeed {
     }
     const g = c.getContext("2d");
     g.clearRect(0, 0, c.width, c.height);
+    this.drawHazards(g, c);
     if (!walker) return;
     const bones = [[11, 12], [11, 13], [13, 15], [12, 14], [14, 16], [11, 23], [12, 24], [23, 24],
       [23, 25], [25, 27], [24, 26], [26, 28], [27, 29], [28, 30], [29, 31], [30, 32]];
