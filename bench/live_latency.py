@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -70,12 +71,13 @@ import numpy.typing as npt  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import ClientConnection, connect  # noqa: E402
 
+from server.clips import ClipError, probe  # noqa: E402
+from server.clips import frames as clip_frames  # noqa: E402
 from server.config import Settings  # noqa: E402
 from server.protocol import pack_frame  # noqa: E402
 
 DEFAULT_CLIPS_DIR = Path("/work/shared/clips")
 DEFAULT_CLIP = "squats_facing_camera.mp4"
-MAX_SIDE = 640
 JPEG_QUALITY = 80
 GOAL_SERVER_ADDED_P95_MS = 15.0
 
@@ -117,23 +119,14 @@ def encode_jpeg(img: npt.NDArray[Any], quality: int = JPEG_QUALITY) -> bytes:
 
 
 def load_frames(path: Path, limit: int) -> Frames:
-    """Frames of a real clip, downscaled to 640 px on the long side, JPEG-encoded once at quality 80."""
-    cap = cv2.VideoCapture(str(path))
-    source_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    jpegs: list[bytes] = []
-    wh = (0, 0)
+    """Frames of a real clip as replay reads them (upright, 640 px on the long side), JPEG-encoded once
+    at quality 80."""
     try:
-        while len(jpegs) < limit:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            scale = min(1.0, MAX_SIDE / max(frame.shape[:2]))
-            if scale < 1.0:
-                frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            wh = (int(frame.shape[1]), int(frame.shape[0]))
-            jpegs.append(encode_jpeg(frame))
-    finally:
-        cap.release()
+        info = probe(path)
+    except ClipError as exc:
+        raise SystemExit(f"live_latency: {exc}") from exc
+    jpegs = [encode_jpeg(f) for f in itertools.islice(clip_frames(info), limit)]
+    source_fps, wh = info.fps, info.analysis_wh
     if not jpegs:
         raise SystemExit(f"live_latency: could not read any frame from {path}")
     grey = np.full((wh[1], wh[0], 3), 128, np.uint8)  # nobody in view
@@ -297,14 +290,18 @@ def close_text(exc: ConnectionClosed) -> str:
     return "closed without a close frame"
 
 
-def camera_reader(ws: ClientConnection, rec: Received, stop: threading.Event) -> None:
+def read_loop(
+    ws: ClientConnection, rec: Received, stop: threading.Event, role: str, keep: dict[str, str]
+) -> None:
+    """Read one socket until `stop` or close: messages whose type is in `keep` go to that list of `rec`
+    (statuses also wake waiters); others are counted; the close reason goes to `rec.<role>_close`."""
     while not stop.is_set():
         try:
             raw = ws.recv(timeout=0.5)
         except TimeoutError:
             continue
         except ConnectionClosed as exc:
-            rec.camera_close = close_text(exc)
+            setattr(rec, f"{role}_close", close_text(exc))
             break
         t = now_ms()
         msg = json.loads(raw)
@@ -314,30 +311,20 @@ def camera_reader(ws: ClientConnection, rec: Received, stop: threading.Event) ->
                 rec.statuses.append((t, msg))
                 rec.latest_status = msg
                 rec.cond.notify_all()
-        elif kind == "error":
-            rec.errors.append(msg)
+        elif kind in keep:
+            getattr(rec, keep[kind]).append(msg if keep[kind] == "errors" else (t, msg))
         else:
-            rec.other[f"camera:{kind}"] = rec.other.get(f"camera:{kind}", 0) + 1
+            rec.other[f"{role}:{kind}"] = rec.other.get(f"{role}:{kind}", 0) + 1
     with rec.cond:
         rec.cond.notify_all()
 
 
+def camera_reader(ws: ClientConnection, rec: Received, stop: threading.Event) -> None:
+    read_loop(ws, rec, stop, "camera", {"error": "errors"})
+
+
 def walker_reader(ws: ClientConnection, rec: Received, stop: threading.Event) -> None:
-    while not stop.is_set():
-        try:
-            raw = ws.recv(timeout=0.5)
-        except TimeoutError:
-            continue
-        except ConnectionClosed as exc:
-            rec.walker_close = close_text(exc)
-            break
-        t = now_ms()
-        msg = json.loads(raw)
-        kind = msg.get("type")
-        if kind == "cue":
-            rec.cues.append((t, msg))
-        else:
-            rec.other[f"walker:{kind}"] = rec.other.get(f"walker:{kind}", 0) + 1
+    read_loop(ws, rec, stop, "walker", {"cue": "cues"})
 
 
 def wait_for_status(rec: Received, seq: int, timeout_s: float) -> dict[str, Any] | None:

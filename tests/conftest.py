@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import threading
 import time
@@ -17,6 +18,7 @@ import pytest
 import uvicorn
 
 from server.app import create_app
+from server.clips import frames, probe
 from server.config import Settings
 
 CLIPS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "clips"
@@ -29,20 +31,9 @@ def clip_path(name: str) -> Path:
     return path
 
 
-def read_frames(name: str, limit: int = 1000, max_side: int = 640) -> list[np.ndarray]:
-    """Frames of a real clip, downscaled to `max_side` on the long side as the camera page does."""
-    cap = cv2.VideoCapture(str(clip_path(name)))
-    frames = []
-    while len(frames) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        scale = min(1.0, max_side / max(frame.shape[:2]))
-        if scale < 1.0:
-            frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        frames.append(frame)
-    cap.release()
-    return frames
+def read_frames(name: str, limit: int = 1000) -> list[np.ndarray]:
+    """Frames of a real clip as replay and the camera page see them: upright, 640 px on the long side."""
+    return list(itertools.islice(frames(probe(clip_path(name))), limit))
 
 
 def jpeg(frame: np.ndarray, quality: int = 80) -> bytes:

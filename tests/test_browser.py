@@ -196,16 +196,22 @@ def wait_for_speech(page: Any, fragment: str, timeout_s: float) -> dict[str, Any
     raise AssertionError(f"no {fragment!r} cue within {timeout_s} s; played: {played(page)}")
 
 
+def recorded_page(browser: Any, url: str) -> tuple[Any, Any]:
+    """(context, page) with the audio recorder installed, the page opened at `url` and its start tapped."""
+    ctx = browser.new_context()
+    ctx.add_init_script(RECORDER)
+    page = ctx.new_page()
+    page.goto(url)
+    page.click("#start")
+    return ctx, page
+
+
 def test_camera_to_walker_cues_in_a_real_browser(
     browser: Any, server_process: tuple[subprocess.Popen[bytes], str]
 ) -> None:
     proc, base = server_process
     s = httpx.post(f"{base}/api/sessions", json={"mode": "partner"}).json()
-    ctx = browser.new_context()
-    ctx.add_init_script(RECORDER)
-    walker = ctx.new_page()
-    walker.goto(s["walker_url"])
-    walker.click("#start")
+    ctx, walker = recorded_page(browser, s["walker_url"])
     camera = ctx.new_page()
     camera.goto(s["camera_url"])
     camera.click("#start")
@@ -245,11 +251,7 @@ ServerProc = tuple[subprocess.Popen[bytes], str]
 def test_solo_page_plays_its_own_cues(browser: Any, server_process: ServerProc) -> None:
     _, base = server_process
     s = httpx.post(f"{base}/api/sessions", json={"mode": "solo"}).json()
-    ctx = browser.new_context()
-    ctx.add_init_script(RECORDER)
-    page = ctx.new_page()
-    page.goto(s["solo_url"])
-    page.click("#start")
+    ctx, page = recorded_page(browser, s["solo_url"])
     page.wait_for_function("document.getElementById('state').textContent === 'Watching'", timeout=20_000)
     wait_for_speech(page, "Walker not in view", timeout_s=12)
     ctx.close()
