@@ -71,3 +71,19 @@ class Analysis:
     hazards: tuple[Hazard, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
     mode_state: dict[str, Any] = field(default_factory=dict)  # treadmill: zone, figures, notice, calibration
+    path: dict[str, Any] = field(default_factory=dict)  # partner mode: see PATH_KEYS
+
+
+# Partner mode: what `Analysis.path` holds (JSON-ready; empty when the walker or the ground is unknown).
+PATH_KEYS = {
+    "coverage": "share (0-1) of the walker's next 3 m of corridor the camera sees this frame",
+    "coverage_by_m": "[0-1 m, 1-2 m, 2-3 m] shares of the same",
+    "coverage_low": "bool: coverage has been low for a while (partner is coached)",
+    "coach": "text for the partner, or None: e.g. 'Walk half a step to your left'",
+    "coach_id": "phrase id of `coach` (pre-rendered audio), or None",
+    "walker_speed_mps": "the walker's speed over the ground, from the ground's flow, or None",
+    "heading_deg": "walking direction relative to the camera's line of sight to the walker",
+    "distance_m": "camera to the walker's heels, on the ground",
+    "corridor_px": "[[u, v], ...] image polygon of the corridor, heels to 3 m behind",
+    "obstacles": "[{id, kind, distance_m, distance_sd_m, closing_mps, ttc_s, side, in_corridor, box_px}]",
+}
