@@ -13,9 +13,11 @@ import numpy as np
 import numpy.typing as npt
 
 from vision.drill import DrillHazard, drill_hazards
+from vision.ground import GroundConfig, GroundTracker
+from vision.obstacles import PathConfig, PathResult, PathWatcher
 from vision.pose import PoseEstimator
 from vision.treadmill import Calibration, TreadmillConfig, TreadmillMonitor, mean_luma
-from vision.types import Analysis, Hazard, Pose
+from vision.types import L_SHOULDER, R_SHOULDER, Analysis, Hazard, Pose
 from vision.walker import select_walker
 
 JPEG_SOI = b"\xff\xd8"
@@ -40,6 +42,9 @@ class PipelineConfig:
     mode: Literal["partner", "treadmill"] = "partner"
     treadmill: TreadmillConfig | None = None  # None: its defaults
     calibration: Calibration | None = None  # treadmill: a known calibration instead of learning one
+    ground: GroundConfig | None = None  # partner mode: camera and walker priors; None: defaults
+    path: PathConfig | None = None  # partner mode: obstacle and coverage settings; None: defaults
+    watch_path: bool = True  # partner mode: look for obstacles and measure coverage
 
 
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -90,7 +95,12 @@ class Pipeline:
 
     def __init__(self, config: PipelineConfig | None = None, estimator: PoseEstimator | None = None) -> None:
         self.config = config or PipelineConfig()
-        self._estimator = estimator or PoseEstimator(self.config.model_path, num_poses=self.config.num_poses)
+        partner = self.config.mode == "partner" and self.config.watch_path
+        self._estimator = estimator or PoseEstimator(
+            self.config.model_path, num_poses=self.config.num_poses, segmentation=partner
+        )
+        # Partner mode: the ground behind the walker (the walker's body is segmented: it hides the path).
+        self._path = PathWatcher(self.config.path, GroundTracker(self.config.ground)) if partner else None
         self._walker: Pose | None = None
         self._walker_seen_ms: int | None = None
         self._first_ms: int | None = None
@@ -120,7 +130,7 @@ class Pipeline:
         t0 = time.perf_counter()
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.uint8, copy=False)
         t1 = time.perf_counter()
-        people = self._estimator.detect(rgb, timestamp_ms)
+        people, masks = self._estimator.detect_with_masks(rgb, timestamp_ms)
         t2 = time.perf_counter()
         recent = self._walker_seen_ms is not None and (
             timestamp_ms - self._walker_seen_ms <= self.config.walker_lost_grace_ms
@@ -128,6 +138,8 @@ class Pipeline:
         idx = select_walker(people, self._walker if recent else None)
         walker = people[idx] if idx is not None else None
         mode_state: dict[str, Any] = {}
+        path: dict[str, Any] = {}
+        timings: dict[str, float] = {}
         if self._treadmill is not None:
             # Treadmill mode: zones and body state instead of obstacles. The monitor has its own
             # walker-lost grace, so the partner-mode hazards are computed (to keep the walker state)
@@ -144,6 +156,13 @@ class Pipeline:
             }
         else:
             hazards = self._hazards(walker, timestamp_ms)
+            if self._path is not None:
+                tp = time.perf_counter()
+                found = self._watch_path(bgr, walker, masks[idx] if idx is not None else None, timestamp_ms)
+                if found is not None:
+                    hazards += found.hazards
+                    path = found.view
+                timings["path"] = (time.perf_counter() - tp) * 1000
         t3 = time.perf_counter()
         return Analysis(
             timestamp_ms=timestamp_ms,
@@ -152,7 +171,9 @@ class Pipeline:
             people=tuple(people),
             hazards=tuple(hazards),
             mode_state=mode_state,
+            path=path,
             timings_ms={
+                **timings,
                 "convert": (t1 - t0) * 1000,
                 "pose": (t2 - t1) * 1000,
                 "hazards": (t3 - t2) * 1000,
@@ -172,6 +193,26 @@ class Pipeline:
             self._walker = None
             hazards.append(Hazard(kind="walker_lost", tier="stop", text="Stop. Walker not in view"))
         return hazards
+
+    def _watch_path(
+        self,
+        bgr: npt.NDArray[np.uint8],
+        walker: Pose | None,
+        mask: npt.NDArray[np.float32] | None,
+        timestamp_ms: int,
+    ) -> PathResult | None:
+        """Coverage and obstacles, when the walker (and with them the ground) is known this frame."""
+        assert self._path is not None
+        if walker is None:
+            if self._walker is None:  # lost for longer than the grace: start afresh when they return
+                self._path.reset()
+            return None
+        ground = self._path.ground.update(walker, (bgr.shape[1], bgr.shape[0]))
+        if ground is None:  # feet or eyes out of view: no ground this frame
+            return None
+        # Facing the camera: the left shoulder shows on the image's right (MediaPipe names the body's sides).
+        facing = bool(walker.xy[L_SHOULDER, 0] > walker.xy[R_SHOULDER, 0])
+        return self._path.update(bgr, ground, mask, timestamp_ms / 1000.0, facing)
 
     def _drill_t(self, timestamp_ms: int) -> float:
         return (timestamp_ms - (self._first_ms if self._first_ms is not None else timestamp_ms)) / 1000.0

@@ -22,6 +22,7 @@ class PoseEstimator:
         model_path: Path | None = None,
         *,
         num_poses: int = 1,
+        segmentation: bool = False,
         min_detection_confidence: float = 0.5,
         min_presence_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
@@ -36,6 +37,7 @@ class PoseEstimator:
             min_pose_detection_confidence=min_detection_confidence,
             min_pose_presence_confidence=min_presence_confidence,
             min_tracking_confidence=min_tracking_confidence,
+            output_segmentation_masks=segmentation,
         )
         self._landmarker = vision.PoseLandmarker.create_from_options(options)
         self._last_timestamp_ms = -1
@@ -43,19 +45,29 @@ class PoseEstimator:
     def detect(self, rgb: npt.NDArray[np.uint8], timestamp_ms: int) -> list[Pose]:
         """Poses in an (H, W, 3) uint8 RGB frame. A timestamp not after the last one is nudged forward,
         because the video-mode graph rejects repeated or backward timestamps."""
+        return self.detect_with_masks(rgb, timestamp_ms)[0]
+
+    def detect_with_masks(
+        self, rgb: npt.NDArray[np.uint8], timestamp_ms: int
+    ) -> tuple[list[Pose], list[npt.NDArray[np.float32] | None]]:
+        """Poses and, when the estimator was made with `segmentation=True`, each person's (H, W) float32
+        body mask (1 on the body): the real silhouette that hides the ground behind the walker."""
         import mediapipe as mp
 
         ts = max(int(timestamp_ms), self._last_timestamp_ms + 1)
         self._last_timestamp_ms = ts
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
         result = self._landmarker.detect_for_video(image, ts)
-        poses = []
-        for landmarks in result.pose_landmarks:
+        poses: list[Pose] = []
+        masks: list[npt.NDArray[np.float32] | None] = []
+        seg = result.segmentation_masks or []
+        for i, landmarks in enumerate(result.pose_landmarks):
             if len(landmarks) != N_LANDMARKS:
                 continue
             arr = np.array([(lm.x, lm.y, lm.visibility or 0.0) for lm in landmarks], dtype=np.float32)
             poses.append(Pose(xy=arr[:, :2].copy(), visibility=arr[:, 2].copy()))
-        return poses
+            masks.append(np.asarray(seg[i].numpy_view(), dtype=np.float32) if i < len(seg) else None)
+        return poses, masks
 
     def close(self) -> None:
         self._landmarker.close()

@@ -84,6 +84,7 @@ PATH_KEYS = {
     "walker_speed_mps": "the walker's speed over the ground, from the ground's flow, or None",
     "heading_deg": "walking direction relative to the camera's line of sight to the walker",
     "distance_m": "camera to the walker's heels, on the ground",
+    "facing_camera": "bool: the walker faces the camera (walks backwards); obstacle cues only then",
     "corridor_px": "[[u, v], ...] image polygon of the corridor, heels to 3 m behind",
     "obstacles": "[{id, kind, distance_m, distance_sd_m, closing_mps, ttc_s, side, in_corridor, box_px}]",
 }

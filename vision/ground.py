@@ -1,0 +1,261 @@
+"""The ground behind the walker, in metres, from the walker's pose.
+
+The partner's camera looks at a walker who stands on the ground and faces it. Two rows of the walker's
+body pin the camera's geometry: the heels touch the ground and the eyes are at a known share of a
+person's stature (anthropometry: eye height is 0.936 of stature). With the camera's focal length (a
+phone's field of view) and one more number, either the camera's height (a prior: a phone held at chest
+to face height, 1.2-1.5 m) or the phone's own pitch (from its gravity sensor, when the page sends it),
+the camera's pitch, its distance to the walker and its height follow. The ground plane is then known,
+and every ground point has an image position.
+
+Walker frame (metres): origin on the ground at the walker's heels; `d` runs backwards along the walking
+direction (the way the walker goes, away from the camera), `x` across it, positive to the camera's right,
+which is the walker's LEFT (the walker faces the camera).
+
+The walking direction is not the camera's line of sight when the partner walks offset to one side; it is
+the direction in which the ground flows past the pair. `GroundTracker` measures it from the ground's
+optical flow (the walker and the partner move together, so the ground moves by minus their velocity).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from vision.types import Pose
+
+L_EYE, R_EYE = 2, 5
+MAX_HEADING = math.radians(45.0)
+L_SHOULDER, R_SHOULDER = 11, 12
+UPRIGHT_SHARE = 0.95  # eye-to-toe over shoulder width below this share of the tallest lately: not upright
+L_TOE, R_TOE = 31, 32
+
+EYE_HEIGHT_RATIO = 0.936  # eye height / stature (adult anthropometric tables)
+# The toes touch the ground, and MediaPipe places its toe points well in a frontal view; the heels and
+# ankles are hidden behind the feet and land several centimetres off (on the generated scenes, with the
+# heels or ankles as contact, the pitch came out 1 deg steep and distances 13% short).
+TOE_HEIGHT_M = 0.0
+HEEL_BEHIND_TOE_M = 0.15  # a foot is about 0.25 m; MediaPipe's toe point sits back from the tip
+
+
+@dataclass(frozen=True)
+class GroundConfig:
+    fov_long_side_deg: float = 65.0  # a phone's main camera: 63-70 deg across the long side
+    camera_height_m: float = 1.4  # prior when the phone's pitch is not known
+    walker_height_m: float = 1.70  # prior: adult stature
+    distance_smoothing: float = 0.3  # EMA weight of a new frame's distance (the walker's size changes slowly)
+
+
+@dataclass(frozen=True)
+class Ground:
+    """One frame's camera geometry relative to the walker. Angles in radians.
+
+    `pitch`: camera pitched down by this much (positive down). `height_m`: camera above the ground.
+    `heel_cam`: the heel point on the ground in the camera-level frame (X right, Z forward, metres).
+    `heading`: walking direction as an angle from the camera's forward axis, towards +X.
+    """
+
+    f: float
+    cx: float
+    cy: float
+    pitch: float
+    height_m: float
+    heel_cam: tuple[float, float]
+    heading: float
+    frame_wh: tuple[int, int]
+
+    @property
+    def distance_m(self) -> float:
+        return math.hypot(*self.heel_cam)
+
+    def _axes(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        s, c = math.sin(self.heading), math.cos(self.heading)
+        return np.array([c, -s]), np.array([s, c])  # x axis, d axis in (X, Z)
+
+    def walker_to_level(self, x: npt.ArrayLike, d: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], ...]:
+        ax, ad = self._axes()
+        x, d = np.asarray(x, float), np.asarray(d, float)
+        return self.heel_cam[0] + x * ax[0] + d * ad[0], self.heel_cam[1] + x * ax[1] + d * ad[1]
+
+    def to_image(self, x: npt.ArrayLike, d: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], ...]:
+        """Pixel (u, v) of ground points; v is NaN where the point is behind or level with the camera."""
+        X, Z = self.walker_to_level(x, d)
+        sp, cp = math.sin(self.pitch), math.cos(self.pitch)
+        Y = -self.height_m  # camera-level frame, Y up
+        zc = Z * cp - Y * sp  # forward axis (0, -sin, cos) dotted with (X, Y, Z)
+        yc = -Y * cp - Z * sp  # down axis (0, -cos, -sin)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ok = zc > 0.05
+            u = np.where(ok, self.f * X / zc + self.cx, np.nan)
+            v = np.where(ok, self.f * yc / zc + self.cy, np.nan)
+        return u, v
+
+    def to_walker(self, u: npt.ArrayLike, v: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], ...]:
+        """Walker-frame (x, d) of the ground seen at pixels (u, v); NaN above the horizon."""
+        u, v = np.asarray(u, float), np.asarray(v, float)
+        rx, ry = (u - self.cx) / self.f, (v - self.cy) / self.f
+        sp, cp = math.sin(self.pitch), math.cos(self.pitch)
+        # ray in the level frame: right rx, up (-ry*cp - sp), forward (cp - ry*sp)
+        up = -ry * cp - sp
+        fwd = cp - ry * sp
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = np.where(up < -1e-3, self.height_m / -up, np.nan)
+        X, Z = rx * s, fwd * s
+        ax, ad = self._axes()
+        dx, dz = X - self.heel_cam[0], Z - self.heel_cam[1]
+        return dx * ax[0] + dz * ax[1], dx * ad[0] + dz * ad[1]
+
+    def homography(self, xs: tuple[float, float], ds: tuple[float, float]) -> npt.NDArray[np.float64]:
+        """3x3 matrix taking walker-frame ground points (x, d, 1) to image pixels, exact for the plane."""
+        import cv2
+
+        gx = [xs[0], xs[1], xs[1], xs[0]]
+        gd = [ds[0], ds[0], ds[1], ds[1]]
+        u, v = self.to_image(gx, gd)
+        if not (np.isfinite(u).all() and np.isfinite(v).all()):
+            raise ValueError("ground rectangle reaches behind the camera")
+        src = np.stack([gx, gd], axis=1).astype(np.float32)
+        dst = np.stack([u, v], axis=1).astype(np.float32)
+        return np.asarray(cv2.getPerspectiveTransform(src, dst), dtype=np.float64)
+
+    def horizon_v(self) -> float:
+        return self.cy - self.f * math.tan(self.pitch)
+
+
+def focal_px(frame_wh: tuple[int, int], fov_long_side_deg: float) -> float:
+    return max(frame_wh) / 2.0 / math.tan(math.radians(fov_long_side_deg) / 2.0)
+
+
+def body_rows(pose: Pose, frame_wh: tuple[int, int]) -> tuple[float, float, float] | None:
+    """(toe row, eye row, feet column) in pixels, or None when the feet or eyes are not seen."""
+    w, h = frame_wh
+    vis = pose.visibility
+    heels = [i for i in (L_TOE, R_TOE) if vis[i] >= 0.3]
+    eyes = [i for i in (L_EYE, R_EYE) if vis[i] >= 0.3]
+    if not heels or not eyes:
+        return None
+    heel_v = float(max(pose.xy[i, 1] for i in heels)) * h  # the stance foot is the lower one
+    heel_u = float(np.mean([pose.xy[i, 0] for i in heels])) * w
+    eye_v = float(np.mean([pose.xy[i, 1] for i in eyes])) * h
+    if heel_v - eye_v < 0.1 * h or heel_v > h * 1.02:
+        return None
+    return heel_v, eye_v, heel_u
+
+
+def solve_pitch_distance(
+    f: float, cy: float, contact_v: float, eye_v: float, eye_h: float, camera_h: float
+) -> tuple[float, float]:
+    """Pitch (down, rad) and horizontal distance to the heel point from two rows of a vertical body whose
+    eyes are `eye_h` above the contact point, for a camera `camera_h` above the ground."""
+    a = math.atan((contact_v - cy) / f)
+    b = math.atan((eye_v - cy) / f)
+
+    def dist(theta: float) -> float:
+        return eye_h / (math.tan(theta + a) - math.tan(theta + b))
+
+    lo, hi = math.radians(-40.0), math.radians(70.0)
+    lo = max(lo, -a + 1e-3)  # the contact ray must point down
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        # camera height implied by `mid`; it grows with the pitch
+        implied = dist(mid) * math.tan(mid + a)
+        if implied < camera_h:
+            lo = mid
+        else:
+            hi = mid
+    theta = (lo + hi) / 2
+    return theta, dist(theta)
+
+
+class GroundTracker:
+    """Keeps the walker-relative ground from frame to frame: distance smoothed, pitch per frame (the hand
+    shakes), walking direction from the ground's flow (set by the caller through `update_heading`)."""
+
+    def __init__(self, config: GroundConfig | None = None) -> None:
+        self.config = config or GroundConfig()
+        self._distance: float | None = None
+        self.heading = 0.0  # walking direction relative to the line of sight to the walker, rad
+        self._headings: deque[float] = deque(maxlen=30)
+        self._tall_aspect = 0.0
+
+    def update(
+        self, pose: Pose, frame_wh: tuple[int, int], phone_pitch_deg: float | None = None
+    ) -> Ground | None:
+        rows = body_rows(pose, frame_wh)
+        if rows is None:
+            return None
+        contact_v, eye_v, heel_u = rows
+        c = self.config
+        f = focal_px(frame_wh, c.fov_long_side_deg)
+        cx, cy = (frame_wh[0] - 1) / 2.0, (frame_wh[1] - 1) / 2.0
+        toe_h = TOE_HEIGHT_M
+        eye_h = EYE_HEIGHT_RATIO * c.walker_height_m - toe_h
+        a = math.atan((contact_v - cy) / f)
+        b = math.atan((eye_v - cy) / f)
+        height = c.camera_height_m
+        if phone_pitch_deg is not None and -60 < phone_pitch_deg < 30:
+            theta = -math.radians(phone_pitch_deg)
+            denom = math.tan(theta + a) - math.tan(theta + b)
+            if denom > 1e-3:
+                dist = eye_h / denom
+                height = toe_h + dist * math.tan(theta + a)
+            if not 0.5 < height < 2.5:  # the sensor disagrees with the body; trust the body
+                height = c.camera_height_m
+        _, dist = solve_pitch_distance(f, cy, contact_v, eye_v, eye_h, height - toe_h)
+        # The body is a ruler only while it stands tall: a crouch, a squat or a bow shortens it. Its
+        # height against its shoulder width (which a crouch keeps) says whether it does; while it does not,
+        # the distance is held (the pair moves together, so it changes slowly anyway).
+        upright = self._upright(pose, frame_wh, contact_v - eye_v)
+        if self._distance is None:
+            self._distance = dist
+        elif upright:
+            self._distance += c.distance_smoothing * (dist - self._distance)
+        # pitch from this frame's contact row and the smoothed distance: follows the hand's shake
+        theta = math.atan2(height - toe_h, self._distance) - a
+        # the point under the toes in the level frame, from their column (the walker need not be
+        # centred); the heels are a little further back
+        rx = (heel_u - cx) / f
+        sp, cp = math.sin(theta), math.cos(theta)
+        up = -((contact_v - cy) / f) * cp - sp
+        fwd = cp - ((contact_v - cy) / f) * sp
+        s = (height - toe_h) / max(-up, 1e-3)
+        x, z = rx * s, fwd * s
+        back = HEEL_BEHIND_TOE_M / max(math.hypot(x, z), 1e-3)
+        heel = (x * (1 + back), z * (1 + back))
+        los = math.atan2(heel[0], heel[1])
+        return Ground(
+            f=f,
+            cx=cx,
+            cy=cy,
+            pitch=theta,
+            height_m=height,
+            heel_cam=heel,
+            heading=los + self.heading,
+            frame_wh=frame_wh,
+        )
+
+    def _upright(self, pose: Pose, frame_wh: tuple[int, int], eye_to_toe_px: float) -> bool:
+        sw = abs(float(pose.xy[L_SHOULDER, 0] - pose.xy[R_SHOULDER, 0])) * frame_wh[0]
+        if sw < 4:
+            return True  # side-on: no width to compare with; assume standing
+        aspect = eye_to_toe_px / sw
+        self._tall_aspect = max(aspect, self._tall_aspect * 0.998)  # the tallest lately, slowly forgotten
+        return aspect >= UPRIGHT_SHARE * self._tall_aspect
+
+    def update_heading(self, measured: float) -> None:
+        """Take in one measurement of the walking direction (relative to the line of sight, rad). The
+        estimate is the median of the last two seconds' measurements: single frames' flow is noisy, and a
+        partner's offset changes slowly. A partner 1.5 m to the side of a walker 1.5 m away is 45 deg off
+        the line of sight: more is a bad measurement."""
+        if abs(measured) > MAX_HEADING:
+            return
+        self._headings.append(measured)
+        if len(self._headings) >= 5:
+            self.heading = float(np.median(self._headings))
+
+    def reset(self) -> None:
+        self._distance = None

@@ -1,0 +1,547 @@
+"""What lies in the walker's path: coverage, obstacles, tracks and hazards, from one camera frame at a time.
+
+Method (pure computation, one `PathWatcher` per stream):
+
+1. **Top-down view.** With the ground known from the walker's pose (`vision.ground`), the frame is warped
+   onto a grid of 5 cm ground cells in the walker frame: 4 m across, from 1 m in front of the heels to 8 m
+   behind them. A cell is *seen* when its ground point is in the frame, not too near the horizon and not
+   behind the walker's body (MediaPipe's segmentation of the walker, warped the same way).
+2. **Ground appearance.** The strip just in front of the walker is ground the walker has just walked
+   over: clear by construction, and lit like the path. Its colour (CIE Lab, robust median and spread,
+   smoothed over time) is the model of "ground". Cells behind the walker that differ from it by many
+   spreads are *not ground*: a solid thing standing on the path (which the warp smears away from the
+   camera from its base), a kerb stone, a step's nosing, a hole, a person's legs.
+3. **Blobs and their base.** Connected groups of not-ground cells; a blob's nearest cells are where it
+   meets the ground, so its base gives the distance behind the heels and its extent across the path there
+   gives its side. Wide, shallow blobs that cross the whole path are kerbs or steps.
+4. **Tracks.** Blobs are tracked by their base; the closing speed is the slope of the base's distance over
+   the last second (a least-squares fit, with its standard error), so a pedestrian coming towards the
+   walker closes faster than a post, and one walking away does not close at all. Time to contact is
+   distance / closing speed, only for tracks in the corridor, seen for long enough, and clearly closing.
+5. **Ego-motion.** The ground slides under the pair at the walker's speed, opposite to the walking
+   direction. Phase correlation of successive top-down views gives both; the direction corrects the
+   corridor when the partner walks offset to one side (then the line of sight is not the path).
+6. **Coverage.** The corridor (shoulders plus margins, heels to 3 m back) is sampled every 10 cm; the share
+   of points seen is the coverage. Low coverage for a while coaches the partner ("half a step to your
+   left") and, if the walker keeps moving, tells the walker once that the path behind is not seen. Hidden
+   corridor is unknown, never clear.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from vision.ground import Ground, GroundTracker
+from vision.phrases import COACH_PHRASES, NOTICE_PHRASES
+from vision.types import Hazard, Side
+
+PATH_HIDDEN_TEXT = NOTICE_PHRASES["path_hidden"]
+
+
+@dataclass(frozen=True)
+class PathConfig:
+    cell_m: float = 0.05
+    half_width_m: float = 1.25  # corridor plus what may step into it within a second
+    near_m: float = -1.0
+    far_m: float = 8.0
+    min_depression_deg: float = 2.5  # ground nearer the horizon than this is too foreshortened to judge
+    corridor_half_m: float = 0.375  # shoulders 0.45 m plus 0.15 m each side
+    corridor_length_m: float = 3.0
+    centre_band_m: float = 0.10  # a footprint this near the centreline is "centre"
+    anomaly_z: float = 4.5  # spreads from the ground model to count a cell as not ground
+    min_blob_cells: int = 10
+    base_band_m: float = 0.2  # a blob's footprint: its cells this near its base (above it, the warp smears)
+    corridor_overlap_m: float = 0.05  # a footprint must reach this far into the corridor to be in it
+    track_window_s: float = 1.2
+    track_min_span_s: float = 0.45
+    track_max_gap_s: float = 0.7
+    min_closing_mps: float = 0.15
+    min_flow_frames: int = 8  # frames of measured ground flow before any obstacle may warn
+    min_hits: int = 8  # detections in the fit window before a track may warn
+    max_fit_sd_m: float = 0.15  # a track whose base jumps around more than this is not one thing
+    min_birth_m: float = 0.9  # nearer than this a new blob is mostly the walker's own feet, shadow or
+    # the segmentation's edge; a real obstacle is tracked in from further away
+    min_first_warning_m: float = 0.6  # a track first warns from at least this far: nearer, the walker's
+    # own shadow and the body mask's edge raised stop cues on clear paths (generated suite), and anything
+    # first seen there is at contact already
+    own_speed_prior_mps: float = 0.3  # sd of an obstacle's own speed towards the walker, before seeing it
+    static_share: float = 0.6  # a track closing slower than this share of the walker's speed is not in
+    # the way: static things close at the walker's speed, oncoming ones faster
+    coverage_low: float = 0.5
+    coverage_ok: float = 0.6
+    coverage_low_s: float = 1.5  # low this long: coach the partner
+    blind_notice_s: float = 3.0  # low this long while the walker moves: tell the walker once
+    moving_mps: float = 0.3  # walking: older adults walk backwards at 0.45-0.6 m/s
+
+
+@dataclass
+class _Blob:
+    base_d: float
+    x0: float
+    x1: float
+    far_d: float
+    kind: str
+    base_hidden: bool
+    cells: int
+    reach0: float  # the footprint carried on through the walker's hidden shadow next to it: where the
+    reach1: float  # obstacle may continue unseen (used for its side, not to put it in the corridor)
+
+
+@dataclass
+class Track:
+    id: int
+    kind: str
+    history: deque[tuple[float, float, float, float]] = field(default_factory=lambda: deque(maxlen=40))
+    reach: tuple[float, float] = (0.0, 0.0)
+    hits: int = 0
+    last_t: float = 0.0
+    closing: float = 0.0  # last fitted closing speed, for the next frame's prediction
+    warning: bool = False  # it has been reported as a hazard (and stays one until it is lost)
+
+    def add(self, t: float, b: _Blob) -> None:
+        self.history.append((t, b.base_d, b.x0, b.x1))
+        self.reach = (b.reach0, b.reach1)
+        self.hits += 1
+        self.last_t = t
+        if b.kind == "kerb":
+            self.kind = "kerb"
+
+    def window(self, now: float, span: float) -> list[tuple[float, float, float, float]]:
+        return [h for h in self.history if now - h[0] <= span]
+
+    def fit(self, now: float, span: float) -> tuple[float, float, float, float] | None:
+        """(distance now, its sd, closing speed, its sd) from a line through the last `span` seconds."""
+        pts = self.window(now, span)
+        if len(pts) < 4:
+            return None
+        t = np.array([p[0] for p in pts]) - now
+        d = np.array([p[1] for p in pts])
+        if t.max() - t.min() <= 1e-6:
+            return None
+        a = np.vstack([np.ones_like(t), t]).T
+        coef, *_ = np.linalg.lstsq(a, d, rcond=None)
+        resid = d - a @ coef
+        dof = max(len(d) - 2, 1)
+        s2 = float(resid @ resid) / dof + 0.03**2  # plus the grid's own resolution
+        cov = s2 * np.linalg.inv(a.T @ a)
+        return float(coef[0]), math.sqrt(cov[0, 0]), float(-coef[1]), math.sqrt(cov[1, 1])
+
+    def lateral(self, now: float) -> tuple[float, float]:
+        pts = self.window(now, 0.5) or list(self.history)[-1:]
+        return float(np.median([p[2] for p in pts])), float(np.median([p[3] for p in pts]))
+
+
+@dataclass(frozen=True)
+class PathResult:
+    hazards: tuple[Hazard, ...]
+    view: dict[str, Any]
+
+
+class PathWatcher:
+    def __init__(self, config: PathConfig | None = None, ground: GroundTracker | None = None) -> None:
+        self.config = config or PathConfig()
+        self.ground = ground or GroundTracker()
+        c = self.config
+        self._nx = round(2 * c.half_width_m / c.cell_m)
+        self._nd = round((c.far_m - c.near_m) / c.cell_m)
+        self._xs = -c.half_width_m + (np.arange(self._nx) + 0.5) * c.cell_m
+        self._ds = c.near_m + (np.arange(self._nd) + 0.5) * c.cell_m
+        self._gx, self._gd = np.meshgrid(self._xs, self._ds)
+        cx = np.arange(-c.corridor_half_m + 0.05, c.corridor_half_m, 0.1)
+        cd = np.arange(0.05, c.corridor_length_m, 0.1)
+        self._cov_x, self._cov_d = (a.ravel() for a in np.meshgrid(cx, cd))
+        self._ref: npt.NDArray[np.float64] | None = None  # median L, a, b
+        self._spread: npt.NDArray[np.float64] | None = None
+        self._tracks: list[Track] = []
+        self._next_id = 1
+        self._prev: tuple[float, npt.NDArray[np.uint8], Ground] | None = None
+        self.speed_mps: float | None = None
+        self._flow_frames = 0
+        self._facing: deque[bool] = deque(maxlen=15)
+        self._low_since: float | None = None
+        self._ok_since: float | None = None
+        self._moving_since: float | None = None
+        self._blind = False
+
+    # -- per frame ---------------------------------------------------------------------------------
+    def update(
+        self,
+        bgr: npt.NDArray[np.uint8],
+        ground: Ground,
+        body: npt.NDArray[np.float32] | None,
+        t_s: float,
+        facing_camera: bool = True,
+    ) -> PathResult:
+        """`facing_camera`: the walker shows the camera their front, so they walk backwards and cannot see
+        their path. A walker with their back to the camera walks forwards and sees it: no obstacle cues."""
+        c = self.config
+        self._facing.append(facing_camera)
+        h, w = bgr.shape[:2]
+        small = cv2.resize(bgr, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        # Colour from the full frame: a 10 cm pole 6 m away is only 4-5 pixels wide in it.
+        lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB)
+        to_ipm = self._ipm_matrix(ground, 1.0)
+        size = (self._nx, self._nd)
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        ipm = cv2.warpPerspective(lab, to_ipm, size, flags=flags).astype(np.float32)
+        u, v = ground.to_image(self._gx, self._gd)
+        horizon = ground.horizon_v() + ground.f * math.tan(math.radians(c.min_depression_deg))
+        valid = np.isfinite(u) & (u >= 0) & (u <= w - 1) & (v >= max(0.0, horizon)) & (v <= h - 1)
+        hidden = np.zeros_like(valid)
+        if body is not None:
+            b = cv2.warpPerspective(body, to_ipm, size, flags=flags)
+            hidden = cv2.dilate((b > 0.35).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        seen = valid & ~hidden
+
+        self._update_reference(ipm, seen)
+        notground = self._not_ground(ipm, seen)
+        blobs, labels = self._blobs(notground, hidden, seen)
+        self._ego_motion(np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), np.uint8), ground, seen, t_s)
+        self._track(blobs, t_s)
+        coverage, by_m, unseen_reason = self._coverage(ground, body, labels, w, h)
+        hazards, obstacles = self._hazards(t_s, ground)
+        coach_id = self._coach(coverage, unseen_reason, t_s)
+        if self._blind:
+            hazards.append(Hazard("path_hidden", "advisory", text=PATH_HIDDEN_TEXT, key="path_hidden"))
+        corridor = self._corridor_px(ground, w, h)
+        view: dict[str, Any] = {
+            "coverage": round(coverage, 3),
+            "coverage_by_m": [round(x, 3) for x in by_m],
+            "coverage_low": self._low_since is not None and t_s - self._low_since >= c.coverage_low_s,
+            "coach": COACH_PHRASES.get(coach_id) if coach_id else None,
+            "coach_id": coach_id,
+            "walker_speed_mps": None if self.speed_mps is None else round(self.speed_mps, 2),
+            "heading_deg": round(math.degrees(self.ground.heading), 1),
+            "distance_m": round(ground.distance_m, 2),
+            "facing_camera": sum(self._facing) * 2 > len(self._facing),
+            "corridor_px": corridor,
+            "obstacles": obstacles,
+        }
+        return PathResult(tuple(hazards), view)
+
+    def reset(self) -> None:
+        """The walker was lost: tracks and the ground flow restart when they return."""
+        self._tracks.clear()
+        self._prev = None
+        self._flow_frames = 0
+        self.speed_mps = None
+        self._low_since = self._ok_since = self._moving_since = None
+        self._blind = False
+
+    # -- steps -------------------------------------------------------------------------------------
+    def _ipm_matrix(self, ground: Ground, scale: float) -> npt.NDArray[np.float64]:
+        c = self.config
+        hmat = ground.homography((-1.0, 1.0), (1.0, 4.0))
+        a = np.array([[c.cell_m, 0, self._xs[0]], [0, c.cell_m, self._ds[0]], [0, 0, 1.0]])
+        s = np.array([[scale, 0, 0.5 * scale - 0.5], [0, scale, 0.5 * scale - 0.5], [0, 0, 1.0]])
+        return np.asarray(s @ hmat @ a, dtype=np.float64)
+
+    def _update_reference(self, ipm: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> None:
+        ref = seen & (self._gd > -0.9) & (self._gd < -0.2) & (np.abs(self._gx) < 1.2)
+        if ref.sum() < 40:  # too little ground in front of the walker: add the ground beside the heels
+            beside = (np.abs(self._gx) > 0.45) & (np.abs(self._gx) < 1.5)
+            ref |= seen & (self._gd > -0.9) & (self._gd < 0.8) & beside
+        if ref.sum() < 20:
+            return
+        px = ipm[ref].astype(np.float64)
+        med = np.median(px, axis=0)
+        mad = np.median(np.abs(px - med), axis=0) * 1.4826
+        if self._ref is None or self._spread is None:
+            self._ref, self._spread = med, mad
+        else:
+            self._ref += 0.2 * (med - self._ref)
+            self._spread += 0.2 * (mad - self._spread)
+
+    def _not_ground(self, ipm: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        if self._ref is None or self._spread is None:
+            return np.zeros(seen.shape, bool)
+        spread = np.maximum(self._spread, (4.0, 1.5, 1.5)).astype(np.float32)
+        z = np.abs(ipm - self._ref.astype(np.float32)) / spread
+        score = z.max(axis=2)  # no smoothing: a pole's trace is one or two cells wide
+        out = (score > self.config.anomaly_z) & seen & (self._gd > 0.15)
+        return np.asarray(out)
+
+    def _blobs(
+        self, notground: npt.NDArray[np.bool_], hidden: npt.NDArray[np.bool_], seen: npt.NDArray[np.bool_]
+    ) -> tuple[list[_Blob], npt.NDArray[np.int32]]:
+        c = self.config
+        m = cv2.morphologyEx(notground.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        n, labels_any, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+        labels = np.asarray(labels_any, dtype=np.int32)
+        blobs = []
+        for i in range(1, n):
+            if stats[i, cv2.CC_STAT_AREA] < c.min_blob_cells:
+                continue
+            left, top, width, height = stats[i, :4]
+            box = (slice(top, top + height), slice(left, left + width))
+            rows, cols = np.nonzero(labels[box] == i)
+            rows, cols = rows + top, cols + left
+            ds = self._ds[rows]
+            base = float(np.percentile(ds, 3))
+            band = ds <= base + c.base_band_m
+            c0, c1 = int(np.percentile(cols[band], 5)), int(np.percentile(cols[band], 95))
+            # A part hidden behind the walker's body may continue the obstacle: across the base rows, the
+            # blob reaches on through hidden cells next to it (a bench behind the walker is one bench).
+            base_rows = slice(int(rows[band].min()), int(rows[band].max()) + 1)
+            x0, x1 = float(self._xs[c0]), float(self._xs[c1])
+            hid = hidden[base_rows].any(axis=0)
+            while c0 > 0 and hid[c0 - 1]:
+                c0 -= 1
+            while c1 < self._nx - 1 and hid[c1 + 1]:
+                c1 += 1
+            reach = (float(self._xs[c0]), float(self._xs[c1]))
+            far = float(ds.max())
+            r0 = max(int(rows.min()) - 2, 0)
+            base_hidden = bool(hidden[r0 : int(rows.min()), cols.min() : cols.max() + 1].any())
+            seen_w = self._seen_width(seen, int(rows.min()))
+            wide = (x1 - x0) >= min(1.2, 0.8 * seen_w)
+            kind = "kerb" if wide and far - base < 0.8 else "obstacle"
+            half = c.cell_m / 2
+            reach0, reach1 = reach[0] - half, reach[1] + half
+            blobs.append(_Blob(base, x0 - half, x1 + half, far, kind, base_hidden, len(rows), reach0, reach1))
+        return blobs, labels
+
+    def _seen_width(self, seen: npt.NDArray[np.bool_], row: int) -> float:
+        return float(seen[row].sum()) * self.config.cell_m
+
+    def _ego_motion(
+        self, gray: npt.NDArray[np.uint8], ground: Ground, seen: npt.NDArray[np.bool_], t_s: float
+    ) -> None:
+        """The walker's velocity over the ground: ground points tracked from the last frame (pyramidal
+        Lucas-Kanade on the half-size image), each end placed on the ground by its own frame's geometry, so
+        the hand's shake cancels. The ground moves by minus the walker's velocity in the walker frame."""
+        c = self.config
+        prev, self._prev = self._prev, (t_s, gray, ground)
+        if prev is None:
+            return
+        t0, gray0, ground0 = prev
+        dt = t_s - t0
+        if not 0.02 < dt < 0.5:
+            return
+        pick = seen & (self._gd > -0.9) & (self._gd < 3.0) & (np.abs(self._gx) < 1.6)
+        pick[:, 1::3] = False
+        pick[:, 2::3] = False
+        pick[1::3, :] = False
+        pick[2::3, :] = False
+        rows, cols = np.nonzero(pick)
+        if len(rows) < 12:
+            return
+        if len(rows) > 100:
+            keep = np.linspace(0, len(rows) - 1, 100).astype(int)
+            rows, cols = rows[keep], cols[keep]
+        u0, v0 = ground0.to_image(self._xs[cols], self._ds[rows])
+        p0 = (np.stack([u0, v0], axis=1) * 0.5 - 0.25).astype(np.float32).reshape(-1, 1, 2)
+        if not np.isfinite(p0).all():
+            return
+        p1, status, _ = cv2.calcOpticalFlowPyrLK(
+            gray0,
+            gray,
+            p0,
+            None,  # type: ignore[call-overload]
+            winSize=(13, 13),
+            maxLevel=2,
+            criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03),
+        )
+        ok = status.ravel() == 1
+        if ok.sum() < 10:
+            return
+        p1 = (p1.reshape(-1, 2)[ok] + 0.25) * 2.0
+        x1, d1 = ground.to_walker(p1[:, 0], p1[:, 1])
+        x0, d0 = self._xs[cols][ok], self._ds[rows][ok]
+        good = np.isfinite(x1) & np.isfinite(d1)
+        if good.sum() < 10:
+            return
+        vx = -float(np.median(x1[good] - x0[good])) / dt
+        vd = -float(np.median(d1[good] - d0[good])) / dt
+        speed = math.hypot(vx, vd)
+        if speed > 3.0:
+            return
+        self.speed_mps = speed if self.speed_mps is None else self.speed_mps + 0.15 * (speed - self.speed_mps)
+        self._flow_frames += 1
+        if speed > c.moving_mps and vd > 0:
+            # A sideways part of the ground's motion means the corridor is turned from the line of sight.
+            self.ground.update_heading(self.ground.heading + math.atan2(vx, vd))
+
+    def _track(self, blobs: list[_Blob], t_s: float) -> None:
+        c = self.config
+        used: set[int] = set()
+        for tr in sorted(self._tracks, key=lambda tr: -tr.hits):
+            last = tr.history[-1]
+            pred = last[1] - tr.closing * (t_s - last[0])
+            best, best_cost = None, 0.7
+            for i, b in enumerate(blobs):
+                if i in used:
+                    continue
+                overlap = min(b.x1, last[3]) - max(b.x0, last[2])
+                if overlap < -0.3:
+                    continue
+                cost = abs(b.base_d - pred) + 0.3 * max(0.0, -overlap)
+                if cost < best_cost:
+                    best, best_cost = i, cost
+            if best is not None:
+                used.add(best)
+                tr.add(t_s, blobs[best])
+        for i, b in enumerate(blobs):
+            if i not in used and b.base_d >= c.min_birth_m:
+                tr = Track(self._next_id, b.kind)
+                self._next_id += 1
+                tr.add(t_s, b)
+                self._tracks.append(tr)
+        self._tracks = [tr for tr in self._tracks if t_s - tr.last_t <= c.track_max_gap_s]
+
+    def _closing(self, measured: float, sd: float) -> tuple[float, float]:
+        """Closing speed and its sd: the track's own fit, pulled towards "it stands still" (closing at the
+        walker's speed) by a prior on the obstacle's own speed. Most things on a path stand still; a short
+        or noisy track then closes at the walker's measured speed, and distance and speed share the same
+        ground scale, so their ratio, the time to contact, does not depend on it."""
+        v = self.speed_mps
+        if v is None:
+            return measured, sd
+        prior = self.config.own_speed_prior_mps**2
+        own = (measured - v) * prior / (prior + sd * sd)
+        return v + own, math.sqrt(prior * sd * sd / (prior + sd * sd))
+
+    def _side(self, x0: float, x1: float) -> Side:
+        band = self.config.centre_band_m
+        if x0 < band and x1 > -band:
+            return "centre"
+        return "left" if x0 >= band else "right"  # +x is the walker's left: they face the camera
+
+    def _hazards(self, t_s: float, ground: Ground) -> tuple[list[Hazard], list[dict[str, Any]]]:
+        c = self.config
+        hazards: list[Hazard] = []
+        views: list[dict[str, Any]] = []
+        for tr in self._tracks:
+            if tr.last_t != t_s and t_s - tr.last_t > 0.3:
+                continue
+            fit = tr.fit(t_s, c.track_window_s)
+            if fit is not None:
+                fit = (fit[0], fit[1], *self._closing(fit[2], fit[3]))
+            tr.closing = fit[2] if fit else 0.0
+            x0, x1 = tr.lateral(t_s)
+            inner = c.corridor_half_m - c.corridor_overlap_m
+            in_corridor = x1 > -inner and x0 < inner
+            side = self._side(min(x0, tr.reach[0]), max(x1, tr.reach[1]))
+            distance, d_sd, closing, c_sd = fit if fit else (tr.history[-1][1], 0.3, 0.0, 1.0)
+            pts = tr.window(t_s, c.track_window_s)
+            span = t_s - pts[0][0]
+            confirmed = fit is not None and span >= c.track_min_span_s and len(pts) >= c.min_hits
+            confirmed = confirmed and self._flow_frames >= c.min_flow_frames  # the walker's speed is known
+            confirmed = confirmed and d_sd * math.sqrt(len(pts)) <= c.max_fit_sd_m * 2
+            need = max(c.min_closing_mps, c.static_share * (self.speed_mps or 0.0))
+            # Only a walking walker is warned about obstacles: time to contact is about walking into
+            # something. A walker standing still (or a static camera on a clip) hears nothing from here.
+            walking = self.speed_mps is not None and self.speed_mps >= c.moving_mps
+            walking = walking and sum(self._facing) * 2 > len(self._facing)  # ...backwards
+            ttc = None
+            may_start = tr.warning or distance >= c.min_first_warning_m
+            closing_clearly = closing > need and closing > 2 * c_sd
+            if walking and confirmed and in_corridor and may_start and closing_clearly and distance > -0.2:
+                ttc = max(distance, 0.0) / closing
+                tr.warning = True
+            views.append(
+                {
+                    "id": tr.id,
+                    "kind": tr.kind,
+                    "distance_m": round(distance, 2),
+                    "distance_sd_m": round(d_sd, 2),
+                    "closing_mps": round(closing, 2),
+                    "ttc_s": None if ttc is None else round(ttc, 2),
+                    "side": side,
+                    "in_corridor": bool(in_corridor),
+                    "box_px": self._box_px(ground, x0, x1, distance) if in_corridor else [],
+                }
+            )
+            if ttc is not None:
+                hazards.append(
+                    Hazard(
+                        kind=tr.kind,
+                        tier="advisory",
+                        side=side,
+                        distance_m=round(max(distance, 0.0), 2),
+                        ttc_s=round(ttc, 2),
+                        key=f"obs:{tr.id}",
+                    )
+                )
+        return hazards, views
+
+    def _box_px(self, ground: Ground, x0: float, x1: float, d: float) -> list[int]:
+        u, v = ground.to_image([x0, x1, x0, x1], [d, d, d + 0.3, d + 0.3])
+        if not (np.isfinite(u).all() and np.isfinite(v).all()):
+            return []
+        top = float(v.min()) - (float(u.max()) - float(u.min()))  # a rough upright extent
+        return [int(u.min()), int(top), int(u.max()), int(v.max())]
+
+    def _coverage(
+        self,
+        ground: Ground,
+        body: npt.NDArray[np.float32] | None,
+        labels: npt.NDArray[np.int32],
+        w: int,
+        h: int,
+    ) -> tuple[float, list[float], str]:
+        u, v = ground.to_image(self._cov_x, self._cov_d)
+        inside = np.isfinite(u) & (u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1)
+        seen = inside.copy()
+        ui = np.clip(np.nan_to_num(u), 0, w - 1).astype(int)
+        vi = np.clip(np.nan_to_num(v), 0, h - 1).astype(int)
+        on_body = np.zeros_like(seen)
+        if body is not None:
+            on_body = inside & (body[vi, ui] >= 0.5)
+            seen &= ~on_body
+        c = self.config
+        col = np.clip(((self._cov_x - self._xs[0]) / c.cell_m).round().astype(int), 0, self._nx - 1)
+        row = np.clip(((self._cov_d - self._ds[0]) / c.cell_m).round().astype(int), 0, self._nd - 1)
+        seen &= labels[row, col] == 0  # an obstacle hides the ground it stands on and behind it
+        by_m = []
+        for k in range(math.ceil(c.corridor_length_m)):
+            band = (self._cov_d >= k) & (self._cov_d < k + 1)
+            by_m.append(float(seen[band].mean()) if band.any() else 0.0)
+        unseen = ~seen
+        reason = "body"
+        if unseen.any():
+            outside = (~inside & unseen).sum()
+            reason = "frame" if outside > on_body.sum() else "body"
+        return float(seen.mean()), by_m, reason
+
+    def _coach(self, coverage: float, reason: str, t_s: float) -> str | None:
+        c = self.config
+        if coverage < c.coverage_low:
+            self._low_since = t_s if self._low_since is None else self._low_since
+            self._ok_since = None
+        elif coverage >= c.coverage_ok:
+            self._ok_since = t_s if self._ok_since is None else self._ok_since
+            if t_s - self._ok_since >= 1.0:
+                self._low_since = None
+        backwards = sum(self._facing) * 2 > len(self._facing)
+        moving = self.speed_mps is not None and self.speed_mps > c.moving_mps and backwards
+        self._moving_since = (self._moving_since or t_s) if moving else None
+        low_for = 0.0 if self._low_since is None else t_s - self._low_since
+        if self._low_since is None:
+            self._blind = False
+        elif low_for >= c.blind_notice_s and self._moving_since is not None:
+            self._blind = self._blind or t_s - self._moving_since >= 1.0
+        if low_for < c.coverage_low_s:
+            return None
+        if reason == "frame":
+            return "coach_back"
+        # Already offset to one side: more of the same. The walking direction is turned towards +x (the
+        # partner's right) when the partner stands to their right of the walker's path.
+        return "coach_right" if self.ground.heading > math.radians(4) else "coach_left"
+
+    def _corridor_px(self, ground: Ground, w: int, h: int) -> list[list[int]]:
+        c = self.config
+        xs = [-c.corridor_half_m, c.corridor_half_m, c.corridor_half_m, -c.corridor_half_m]
+        ds = [0.0, 0.0, c.corridor_length_m, c.corridor_length_m]
+        u, v = ground.to_image(xs, ds)
+        if not (np.isfinite(u).all() and np.isfinite(v).all()):
+            return []
+        lim = 4 * max(w, h)
+        return [[int(np.clip(a, -lim, lim)), int(np.clip(b, -lim, lim))] for a, b in zip(u, v, strict=True)]
