@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+import numpy as np
 
 from vision.alerts import Active, Cue
 from vision.types import Analysis
@@ -147,4 +151,83 @@ def pose_payload(analysis: Analysis) -> dict[str, Any] | None:
     return {
         "xy": [[round(float(x), 4), round(float(y), 4)] for x, y in w.xy],
         "vis": [round(float(v), 2) for v in w.visibility],
+    }
+
+
+# The partner's view of the walker's path, as the camera page draws it (`status.path`). Bounded so one
+# odd frame cannot bloat the message: the page needs a few obstacles and a simple polygon.
+MAX_PATH_OBSTACLES: Final = 8
+MAX_CORRIDOR_POINTS: Final = 64
+_OBSTACLE_NUMBERS = ("distance_m", "distance_sd_m", "closing_mps", "ttc_s")
+
+
+def _r2(value: Any) -> float | None:
+    """A finite number (numpy scalars too) rounded to 2 decimals, else None (unknown)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    x = float(value)
+    return round(x, 2) if math.isfinite(x) else None
+
+
+def _ints(values: Any, n: int | None = None) -> list[int] | None:
+    """A flat list of numbers as ints (pixels), or None when it is not one (of length `n`)."""
+    try:
+        out = [round(float(v)) for v in values]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return out if n is None or len(out) == n else None
+
+
+def _obstacle(item: Any) -> dict[str, Any] | None:
+    if not isinstance(item, dict):
+        return None
+    ident = item.get("id")
+    if isinstance(ident, numbers.Integral) and not isinstance(ident, bool):
+        ident = int(ident)  # numpy integers too
+    out: dict[str, Any] = {
+        "id": ident if isinstance(ident, int | str) and not isinstance(ident, bool) else None,
+        "kind": str(item.get("kind") or "obstacle"),
+        "side": item.get("side") if item.get("side") in ("left", "centre", "right") else None,
+        "in_corridor": bool(item.get("in_corridor", False)),
+        "box_px": _ints(item["box_px"], 4) if item.get("box_px") is not None else None,
+    }
+    for key in _OBSTACLE_NUMBERS:
+        out[key] = _r2(item.get(key))
+    return out
+
+
+def path_payload(path: dict[str, Any]) -> dict[str, Any] | None:
+    """`Analysis.path` (vision/types.py PATH_KEYS) for the camera page, or None when the pipeline gave
+    none. Missing keys become null; floats are rounded to 2 decimals; the corridor and boxes are integer
+    pixels of the analysed frame (`frame_wh`). Malformed parts are dropped, never raised: a status must
+    not cost the session its vision loop."""
+    if not path:
+        return None
+    by_m, corridor = path.get("coverage_by_m"), path.get("corridor_px")
+    if isinstance(by_m, np.ndarray):  # should a stage hand over an array rather than a list
+        by_m = by_m.tolist()
+    if isinstance(corridor, np.ndarray):
+        corridor = corridor.tolist()
+    points = []
+    if isinstance(corridor, list | tuple):
+        for pt in corridor[:MAX_CORRIDOR_POINTS]:
+            uv = _ints(pt, 2)
+            if uv is not None:
+                points.append(uv)
+    obstacles = path.get("obstacles")
+    sent: list[dict[str, Any]] = []
+    for item in obstacles if isinstance(obstacles, list | tuple) else ():
+        o = _obstacle(item)
+        if o is not None and len(sent) < MAX_PATH_OBSTACLES:
+            sent.append(o)
+    coach, coach_id = path.get("coach"), path.get("coach_id")
+    return {
+        "coverage": _r2(path.get("coverage")),
+        "coverage_by_m": [_r2(v) for v in by_m] if isinstance(by_m, list | tuple) else None,
+        "coverage_low": bool(path.get("coverage_low", False)),
+        "coach": coach if isinstance(coach, str) and coach else None,
+        "coach_id": coach_id if isinstance(coach_id, str) and coach_id else None,
+        "walker_speed_mps": _r2(path.get("walker_speed_mps")),
+        "corridor_px": points if len(points) >= 3 else None,
+        "obstacles": sent,
     }

@@ -23,6 +23,7 @@ from server.protocol import (
     alert_message,
     cue_message,
     message,
+    path_payload,
     pose_payload,
 )
 from vision.alerts import Active, AlertPolicy
@@ -177,6 +178,7 @@ class Session:
         self.last_frame_ms: float | None = None
         self.camera_ever_streamed = False
         self.watching = False  # the last state told to walkers
+        self.path_hidden = False  # ditto: the walker is in view but the path behind them is not
         self._cue_id = 0
         self._alert_sig: tuple[tuple[str, str], ...] = ()
         self._alert_sent_ms = 0.0
@@ -254,17 +256,22 @@ class Session:
             self.camera.send(msg)  # the partner's screen shows what the walker hears
 
     def _tell_state(self) -> None:
-        """Tell everyone when the system starts or stops watching; silence is only clear while watching."""
+        """Tell everyone when the system starts or stops watching, or stops seeing the path behind the
+        walker; silence is only clear while watching and the path is seen."""
         watching = self.camera is not None and not self.camera_stale() and not self.policy.blind
-        if watching != self.watching:
-            self.watching = watching
+        path_hidden = watching and "path_hidden" in self.policy.notices
+        if (watching, path_hidden) != (self.watching, self.path_hidden):
+            self.watching, self.path_hidden = watching, path_hidden
             msg = self.state_message()
             for peer in {*self.listeners(), *([self.camera] if self.camera else [])}:
                 peer.send(msg)
 
     def state_message(self) -> dict[str, Any]:
         return message(
-            "state", watching=self.watching, reason=None if self.watching else self._blind_reason()
+            "state",
+            watching=self.watching,
+            reason=None if self.watching else self._blind_reason(),
+            path_hidden=self.path_hidden,
         )
 
     def _blind_reason(self) -> str:
@@ -332,6 +339,7 @@ class Session:
                         fps=round(self.stats.fps, 1),
                         treadmill={k: v for k, v in analysis.mode_state.items() if k != "calibration"}
                         or None,
+                        path=path_payload(analysis.path),
                         listeners=self.live_listeners(),
                         received=self.stats.received,
                         processed=self.stats.processed,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from vision.alerts import AlertConfig, AlertPolicy
-from vision.phrases import all_phrases, phrase_for
+from vision.phrases import COACH_PHRASES, all_phrases, phrase_for, phrase_id_of
 from vision.types import Hazard
 
 LOST = Hazard(kind="walker_lost", tier="stop", text="Stop. Walker not in view")
@@ -132,3 +135,98 @@ def test_phrases_step_away_from_the_hazard_and_all_are_known() -> None:
     cue = AlertPolicy().update(0.0, [obstacle(2.0, "right", kind="dog")]).cues[0]
     assert (cue.phrase, cue.text) == ("dog_right", "Dog behind you, right")
     assert cue.phrase in all_phrases()
+
+
+# Path hidden: the walker is seen, the corridor behind them is not. A notice, not a hazard.
+HIDDEN = Hazard(kind="path_hidden", tier="advisory", text="I cannot see behind you", key="path_hidden")
+
+
+def timeline(
+    seconds: float, *spans: tuple[float, float, Hazard | Callable[[float], Hazard]]
+) -> list[tuple[float, list[Hazard]]]:
+    """Frames every 0.1 s; each span (start, end, hazard or t -> hazard) is present for start <= t < end."""
+    frames = []
+    for i in range(round(seconds * 10)):
+        t = round(i * 0.1, 2)
+        frames.append((t, [h(t) if callable(h) else h for a, b, h in spans if a <= t < b]))
+    return frames
+
+
+def closing(start_s: float, start_ttc: float, side: str = "left") -> Callable[[float], Hazard]:
+    return lambda t: obstacle(start_ttc - (t - start_s), side)
+
+
+PATH = "advisory:path_hidden:centre"
+
+
+@pytest.mark.parametrize(
+    ("spans", "config", "expected"),
+    [
+        # Said once at onset, not repeated like blindness, even when persisting obstacles repeat.
+        ([(0, 10, HIDDEN)], {}, [(0.0, PATH)]),
+        ([(0, 10, HIDDEN)], {"repeat_s": 2.0}, [(0.0, PATH)]),
+        # "Fewer" drops spoken advisories about obstacles, not this: silence would read as clear.
+        ([(0, 10, HIDDEN)], {"sensitivity": "fewer"}, [(0.0, PATH)]),
+        # An obstacle arriving while the path is hidden is still spoken, every tier of it.
+        (
+            [(0, 10, HIDDEN), (3, 6.5, closing(3, 2.5))],
+            {},
+            [
+                (0.0, PATH),
+                (3.0, "advisory:obstacle:left"),
+                (4.0, "urgent:obstacle:left"),
+                (4.5, "stop:obstacle:left"),
+            ],
+        ),
+        # Both at once: the obstacle takes the spoken slot; the notice waits 2.5 s so it cuts nothing off.
+        ([(0, 10, HIDDEN), (0, 5, obstacle(2.5))], {}, [(0.0, "advisory:obstacle:left"), (2.5, PATH)]),
+        # Nothing is said over an urgent beeper; the notice comes once the hazard has gone (held 0.6 s).
+        ([(0, 10, HIDDEN), (0, 4, obstacle(1.2))], {}, [(0.0, "urgent:obstacle:left"), (4.5, PATH)]),
+        # ... and if the path shows again first, it is never said.
+        ([(0, 1, HIDDEN), (0, 4, obstacle(1.2))], {}, [(0.0, "urgent:obstacle:left")]),
+        # Coverage hovering at its threshold: a lapse under 5 s is the same notice; a longer one is news.
+        ([(0, 2, HIDDEN), (4, 6, HIDDEN)], {}, [(0.0, PATH)]),
+        ([(0, 2, HIDDEN), (8, 10, HIDDEN)], {}, [(0.0, PATH), (8.0, PATH)]),
+        # Blindness beats it (the stop siren repeats; the notice would only add noise).
+        (
+            [(0, 3, HIDDEN), (0, 3, LOST)],
+            {},
+            [(0.0, "stop:walker_lost:centre"), (2.0, "stop:walker_lost:centre")],
+        ),
+    ],
+)
+def test_path_hidden_is_said_once_and_never_masks_a_hazard(
+    spans: list[tuple[float, float, Any]], config: dict[str, Any], expected: list[tuple[float, str]]
+) -> None:
+    assert heard(timeline(10, *spans), **config) == expected
+
+
+def test_path_hidden_is_a_notice_not_a_sounding_hazard() -> None:
+    policy = AlertPolicy()
+    out = policy.update(0.0, [HIDDEN])
+    assert [(c.tier, c.kind, c.side, c.phrase, c.text, c.ttc_s) for c in out.cues] == [
+        ("advisory", "path_hidden", "centre", "path_hidden", "I cannot see behind you", None)
+    ]
+    # Not in `active` (the beeper follows it), not blindness (the walker is seen), never a stop.
+    assert out.active == () and not policy.blind and policy.notices == ("path_hidden",)
+    out = policy.update(0.1, [HIDDEN, obstacle(1.2)])
+    assert [a.kind for a in out.active] == ["obstacle"] and [c.tier for c in out.cues] == ["urgent"]
+    assert policy.tier_for(Hazard(kind="path_hidden", tier="stop"), None) == "advisory"
+    # Gone from the frame: no longer reported, though held as the same notice for a while.
+    assert policy.update(0.2, [obstacle(1.1)]).cues == () and policy.notices == ()
+
+
+def test_coaching_and_notice_phrases_are_stable_and_pre_rendered() -> None:
+    phrases = all_phrases()
+    assert COACH_PHRASES == {
+        "coach_left": "Walk half a step to your left",
+        "coach_right": "Walk half a step to your right",
+        "coach_back": "Step back so the path shows",
+        "coach_aim_lower": "Aim the phone lower",
+        "coach_aim_higher": "Aim the phone higher",
+    }
+    assert COACH_PHRASES.items() <= phrases.items()
+    assert phrases["path_hidden"] == "I cannot see behind you"
+    assert phrase_for("path_hidden", "advisory", "centre") == ("path_hidden", "I cannot see behind you")
+    assert phrase_id_of("Walk half a step to your left") == "coach_left"
+    assert len(set(phrases.values())) == len(phrases)  # one id per text: a text finds its audio

@@ -6,6 +6,7 @@ The walker page's Web Audio, speech and vibration calls are observed by wrapping
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -21,7 +22,11 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import empty_scene, free_port, read_frames
+from tests.conftest import empty_scene, free_port, read_frames, start_server
+from vision.alerts import NOTICE_KINDS
+from vision.phrases import COACH_PHRASES
+from vision.pipeline import Pipeline
+from vision.types import Analysis, Hazard
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -333,6 +338,9 @@ def test_scripted_hazard_plays_in_order_on_time_and_silence_when_clear(
         end_server(proc)
 
     cues = [e for e in log if e["what"] == "cue_msg"]
+    # The walker squats in place: "I cannot see behind you" is for a walker on the move (DESIGN.md), so
+    # here it would be a false notice, and it would break the silence that means clear.
+    assert not [c for c in cues if c["kind"] == "path_hidden"], "path_hidden for a walker standing still"
     assert [(c["tier"], c["kind"], c["side"]) for c in cues] == [
         ("advisory", "person", "left"), ("urgent", "person", "left"), ("stop", "person", "left"),
     ]  # fmt: skip
@@ -370,3 +378,142 @@ def test_scripted_hazard_plays_in_order_on_time_and_silence_when_clear(
     sounds = [e for e in log if e["what"] in ("tone", "phrase", "speech") and e.get("freq") not in chime]
     assert [e for e in sounds if e["at"] < cues[0]["at"]] == []
     assert [e for e in sounds if off[0]["at"] + 1000 < e["at"] < killed_at] == []
+
+
+@pytest.fixture
+def scripted_path(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What the pipeline says about the path, set by the test as it goes: every analysed frame carries
+    `script["path"]` and, while the walker is in view, `script["hazards"]`.
+
+    Injected: until the obstacle pipeline fills `Analysis.path` from real frames, no clip yields a path.
+    Everything else is real: the fake camera streams a real clip from the page, MediaPipe finds the
+    walker, and the server builds the status and cue messages the pages draw and speak."""
+    script: dict[str, Any] = {"path": {}, "hazards": ()}
+    real = Pipeline.process_jpeg
+
+    def process_jpeg(self: Pipeline, data: bytes, timestamp_ms: int) -> Analysis:
+        a = real(self, data, timestamp_ms)
+        own = tuple(h for h in a.hazards if not from_path(h))  # the script replaces the real path view
+        hazards = (*own, *script["hazards"]) if a.walker is not None else own
+        return dataclasses.replace(a, path=script["path"], hazards=hazards)
+
+    monkeypatch.setattr(Pipeline, "process_jpeg", process_jpeg)
+    return script
+
+
+def from_path(h: Hazard) -> bool:
+    """A hazard the pipeline derived from its own view of the path (obstacles, path_hidden)."""
+    return h.kind in NOTICE_KINDS or h.key.startswith("obs:")
+
+
+HIDDEN = Hazard(kind="path_hidden", tier="advisory", text="I cannot see behind you", key="path_hidden")
+# In pixels of the analysed frame (the fake camera's 360 x 640): a corridor along the left edge, clear of
+# the walker's skeleton, so a pixel inside it shows the corridor's own colour.
+CORRIDOR = [[10, 630], [90, 630], [80, 420], [20, 420]]
+SAMPLE_CORRIDOR = """(() => {
+  const c = document.getElementById('overlay');
+  const [x, y] = [50 * c.width / 360, 560 * c.height / 640];
+  return Array.from(c.getContext('2d').getImageData(Math.round(x), Math.round(y), 1, 1).data);
+})()"""
+
+
+def hidden_path(coverage: float, coach_id: str | None) -> dict[str, Any]:
+    return {
+        "coverage": coverage,
+        "coverage_by_m": [coverage / 2, coverage, coverage * 1.5],
+        "coverage_low": True,
+        "coach": COACH_PHRASES[coach_id] if coach_id else None,
+        "coach_id": coach_id,
+        "walker_speed_mps": 0.6,
+        "corridor_px": CORRIDOR,
+        "obstacles": [
+            {"id": 1, "kind": "bin", "distance_m": 2.4, "distance_sd_m": 0.3, "closing_mps": 0.6,
+             "ttc_s": 4.0, "side": "left", "in_corridor": True, "box_px": [30, 450, 70, 500]},
+        ],
+    }  # fmt: skip
+
+
+def test_camera_page_shows_the_path_and_coaches_the_partner(
+    person_in_view: Path, scripted_path: dict[str, Any]
+) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (scripts/install.sh --test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    scripted_path.update(path=hidden_path(0.2, "coach_left"), hazards=(HIDDEN,))
+    srv = start_server()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True,
+                args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={person_in_view}"],
+            )  # fmt: skip
+            s = srv.create_session()
+            ctx, walker = recorded_page(browser, s["walker_url"])
+            camera = ctx.new_page()
+            camera.goto(s["camera_url"])
+            assert camera.is_checked("#coachvoice")  # coaching is spoken unless the partner mutes it
+            camera.click("#start")
+
+            # Low coverage: the share seen, in the partner's words and colours, and the coaching.
+            text = "document.getElementById('pathtext').textContent"
+            camera.wait_for_function(f"{text} === 'Path seen: 20%'", timeout=20_000)
+            assert "poor" in (camera.get_attribute("#path", "class") or "")
+            assert camera.inner_text("#pathdetail").startswith("1 m 10% · 2 m 20% · 3 m 30%")
+            assert camera.inner_text("#coach") == "Walk half a step to your left"
+            assert "clear" not in camera.inner_text("#path").lower()
+            # ... spoken once on the partner's phone, from the pre-rendered phrase or the browser's voice.
+            camera.wait_for_function(
+                "window.rearguard.player.played.some(e => e.kind === 'coach')", timeout=3_000
+            )
+            said = [e for e in camera.evaluate("window.rearguard.player.played") if e.get("kind") == "coach"]
+            assert [(e["phrase"], e["text"]) for e in said] == [
+                ("coach_left", "Walk half a step to your left")
+            ]
+            time.sleep(0.3)
+            voices = [
+                e
+                for e in played(camera)
+                if e["what"] in ("phrase", "speech") and e["at"] >= said[0]["at"] - 50
+            ]
+            assert voices, played(camera)
+            # The hidden corridor is drawn grey over the video, scaled to the displayed canvas.
+            r, g, b, a = camera.evaluate(SAMPLE_CORRIDOR)
+            assert a > 0 and max(r, g, b) - min(r, g, b) < 40, (r, g, b, a)
+
+            # The walker hears "I cannot see behind you" once; it does not set off the beeper.
+            wait_for_speech(walker, "I cannot see behind you", timeout_s=5)
+            assert walker.inner_text("#pathstate") == "The camera cannot see behind you"
+            assert walker.inner_text("#state") == "Watching"
+            assert camera.inner_text("#state") == "Watching · path hidden"
+            assert walker.evaluate("window.rearguard.player.alert") is None
+
+            # New advice within 8 s is shown at once but not spoken yet; muting is kept on the phone.
+            scripted_path.update(path=hidden_path(0.3, "coach_right"))
+            camera.wait_for_function("document.getElementById('coach').textContent.includes('right')")
+            time.sleep(1.0)
+            said = [e for e in camera.evaluate("window.rearguard.player.played") if e.get("kind") == "coach"]
+            assert len(said) == 1
+            camera.uncheck("#coachvoice")
+            stored = json.loads(camera.evaluate("localStorage.getItem('rearguard.settings')"))
+            assert stored["coachVoice"] is False
+            assert camera.evaluate("window.rearguard.coach.pending") is None
+
+            # The path shows: no coaching, a green corridor, still only "seen", never "clear".
+            scripted_path.update(
+                path={**hidden_path(0.85, None), "coverage_low": False, "obstacles": []}, hazards=()
+            )
+            camera.wait_for_function(f"{text} === 'Path seen: 85%'")
+            camera.wait_for_function("document.getElementById('state').textContent === 'Watching'")
+            assert "good" in (camera.get_attribute("#path", "class") or "")
+            assert camera.is_hidden("#coach")
+            r, g, b, a = camera.evaluate(SAMPLE_CORRIDOR)
+            assert a > 0 and g > r + 30 and g > b, (r, g, b, a)
+            walker.wait_for_function("document.getElementById('pathstate').textContent === ''")
+            spoken = [
+                e for e in walker.evaluate("window.rearguard.player.played") if e["kind"] == "path_hidden"
+            ]
+            assert len(spoken) == 1
+            browser.close()
+    finally:
+        srv.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
 import time
@@ -16,8 +17,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from server.protocol import pack_frame
+from server.protocol import pack_frame, path_payload
 from tests.conftest import LiveServer, empty_scene, jpeg, read_frames, start_server
+from vision.alerts import NOTICE_KINDS
+from vision.pipeline import Pipeline
+from vision.types import Analysis, Hazard
 
 Msg = dict[str, Any]
 
@@ -99,6 +103,7 @@ def test_status_carries_pose_and_timings_and_no_cue_while_walker_in_view(
         assert 0 < t["pose"] <= t["analysed"] <= t["server"]
         assert status["walker"] is not None and len(status["walker"]["xy"]) == 33
         assert status["received"] == 15 and status["bad_frames"] == 0
+        assert "path" in status  # null until the pipeline knows the ground (tested below)
         assert recv_until(walker, lambda m: m["type"] == "state" and m["watching"])["reason"] is None
         # Up to now nothing was wrong, so nothing was cued.
         walker_msgs = []
@@ -352,10 +357,15 @@ def test_a_drilled_hazard_escalates_by_time_to_contact(walker_frames: list[bytes
             sender = threading.Thread(target=stream, args=(cam, walker_frames * 2, 10, stop))
             sender.start()
             try:
-                cues = [recv_until(walker, is_type("cue"), timeout=8) for _ in range(3)]
+                # The drilled dog only: the real clip may hold hazards of its own (not under test here).
+                cues = [
+                    recv_until(walker, lambda m: m["type"] == "cue" and m["key"] == "drill0", timeout=8)
+                    for _ in range(3)
+                ]
                 alerts = []
                 while not alerts or alerts[-1]["active"]:
-                    alerts.append(recv_until(walker, is_type("alert"), timeout=3))
+                    alert = recv_until(walker, is_type("alert"), timeout=3)
+                    alerts.append({**alert, "active": [a for a in alert["active"] if a["key"] == "drill0"]})
             finally:
                 stop.set()
                 sender.join()
@@ -399,3 +409,140 @@ def test_solo_session_runs_the_treadmill_monitor_and_recalibrates(
         assert recv_until(cam, lambda m: m["type"] == "status" and m["seq"] == 1)["treadmill"] is None
         cam.send(json.dumps({"type": "recalibrate"}))
         assert recv_until(cam, is_type("error"))["code"] == "bad_message"
+
+
+# The partner's path view as the pipeline hands it over (vision/types.py PATH_KEYS), numpy scalars and all.
+PATH = {
+    "coverage": np.float32(0.4321),
+    "coverage_by_m": [0.204, 0.456, np.float64(0.6)],
+    "coverage_low": True,
+    "coach": "Walk half a step to your left",
+    "coach_id": "coach_left",
+    "walker_speed_mps": 0.6189,
+    "heading_deg": 3.2,
+    "distance_m": 2.4,
+    "corridor_px": [[150.4, 500.6], [210.0, 500.0], [205.2, 300.0], [160.0, 300.0]],
+    "obstacles": [
+        {
+            "id": 7,
+            "kind": "bin",
+            "distance_m": 2.123,
+            "distance_sd_m": 0.31,
+            "closing_mps": 0.6,
+            "ttc_s": 3.538,
+            "side": "left",
+            "in_corridor": True,
+            "box_px": [170.2, 280.0, 195.7, 330.0],
+        }
+    ],
+}
+PATH_SENT = {
+    "coverage": 0.43,
+    "coverage_by_m": [0.2, 0.46, 0.6],
+    "coverage_low": True,
+    "coach": "Walk half a step to your left",
+    "coach_id": "coach_left",
+    "walker_speed_mps": 0.62,
+    "corridor_px": [[150, 501], [210, 500], [205, 300], [160, 300]],
+    "obstacles": [
+        {
+            "id": 7,
+            "kind": "bin",
+            "distance_m": 2.12,
+            "distance_sd_m": 0.31,
+            "closing_mps": 0.6,
+            "ttc_s": 3.54,
+            "side": "left",
+            "in_corridor": True,
+            "box_px": [170, 280, 196, 330],
+        }
+    ],
+}
+
+
+def from_path(h: Hazard) -> bool:
+    """A hazard the pipeline derived from its own view of the path (obstacles, path_hidden)."""
+    return h.kind in NOTICE_KINDS or h.key.startswith("obs:")
+
+
+HIDDEN = Hazard(kind="path_hidden", tier="advisory", text="I cannot see behind you", key="path_hidden")
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ({}, None),
+        (PATH, PATH_SENT),
+        # Unknown parts are null, never an error: a status must not cost the session its vision loop.
+        (
+            {"coverage": None, "coverage_by_m": [float("nan"), 0.5, None], "corridor_px": [[1, 2], [3]]},
+            {
+                "coverage": None,
+                "coverage_by_m": [None, 0.5, None],
+                "coverage_low": False,
+                "coach": None,
+                "coach_id": None,
+                "walker_speed_mps": None,
+                "corridor_px": None,
+                "obstacles": [],
+            },
+        ),
+    ],
+)
+def test_path_payload_rounds_and_tolerates_missing_parts(path: Msg, expected: Msg | None) -> None:
+    assert path_payload(path) == expected
+
+
+def test_path_payload_drops_malformed_obstacles_and_bounds_the_message() -> None:
+    many = [{"kind": "pole", "box_px": [0, 0, 10, 10]}] * 20 + ["junk", {"box_px": "no"}]
+    sent = path_payload({"coverage": 1, "obstacles": many, "corridor_px": [[i, i] for i in range(500)]})
+    assert sent is not None and len(sent["obstacles"]) == 8 and len(sent["corridor_px"]) == 64
+    assert path_payload({"obstacles": [{"box_px": "no"}]})["obstacles"][0]["box_px"] is None  # type: ignore[index]
+
+
+@pytest.fixture
+def path_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every partner frame's Analysis carries PATH and, while the walker is in view, the path_hidden notice.
+    Injected until the obstacle pipeline fills `Analysis.path` itself: what is under test here is how the
+    server carries it (status, state, cues), on real frames through real MediaPipe and real sockets."""
+    real = Pipeline.process_jpeg
+
+    def process_jpeg(self: Pipeline, data: bytes, timestamp_ms: int) -> Analysis:
+        a = real(self, data, timestamp_ms)
+        own = tuple(h for h in a.hazards if not from_path(h))  # PATH replaces the real path view
+        hazards = (*own, HIDDEN) if a.walker is not None else own
+        return dataclasses.replace(a, path=PATH, hazards=hazards)
+
+    monkeypatch.setattr(Pipeline, "process_jpeg", process_jpeg)
+
+
+@pytest.mark.usefixtures("path_seen")
+def test_status_carries_the_path_and_the_walker_hears_path_hidden_once(
+    server: LiveServer, walker_frames: list[bytes]
+) -> None:
+    s = server.create_session()
+    with connect(server.ws_url("camera", s)) as cam, connect(server.ws_url("walker", s)) as walker:
+        stop = threading.Event()
+        sender = threading.Thread(target=stream, args=(cam, walker_frames * 2, 10, stop))
+        sender.start()
+        msgs: list[Msg] = []
+        try:
+            status = recv_until(cam, lambda m: m["type"] == "status" and m["walker"] is not None, timeout=8)
+            assert status["path"] == PATH_SENT
+            assert "path_hidden" in status["hazards"]
+            # Every walker message for 2 s of the walker in view with the path hidden.
+            deadline = time.monotonic() + 2.0
+            while (left := deadline - time.monotonic()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    msgs.append(json.loads(walker.recv(timeout=left)))
+        finally:
+            stop.set()
+            sender.join()
+    states = [m for m in msgs if m["type"] == "state"]
+    assert states[-1] == {"type": "state", "v": 1, "watching": True, "reason": None, "path_hidden": True}
+    cues = [m for m in msgs if m["type"] == "cue"]
+    assert [(c["kind"], c["tier"], c["phrase"], c["text"]) for c in cues] == [
+        ("path_hidden", "advisory", "path_hidden", "I cannot see behind you")
+    ]
+    # A notice never drives the beeper: it is never among the hazards sounding now.
+    assert all(a["kind"] != "path_hidden" for m in msgs if m["type"] == "alert" for a in m["active"])

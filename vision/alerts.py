@@ -9,6 +9,14 @@ and replay, so a replay reproduces what a walker would have heard.
   update is spoken, and nothing below a tier that is already sounding.
 - Blindness (walker lost, camera lost) is a stop that repeats while it lasts: silence must never be
   taken for "clear" while the system cannot see.
+- Notices (`path_hidden`: the walker is in view but the corridor behind them is not) say what the system
+  cannot see, not what is there. A notice is spoken once at onset, always as an advisory, never repeated
+  (whatever `repeat_s` says) and never a stop. It never masks a hazard: it is not in `active` (the list the
+  walker page's beeper follows, so it neither beeps nor outranks a hazard there), it yields the spoken
+  slot to any hazard cue, and it waits for a quiet moment (`notice_gap_s` after any cue, nothing urgent
+  sounding) so it never cuts off a warning's words. If it ends before such a moment it is not said. A
+  notice that lapses and returns within `notice_hold_s` is the same notice, not news. While it lasts,
+  `AlertPolicy.notices` names it (the server tells the pages, so silence is not read as clear).
 - Silence is the all-clear.
 """
 
@@ -23,6 +31,7 @@ from vision.types import Hazard, Side, Tier
 
 TIER_RANK: dict[str, int] = {"advisory": 0, "urgent": 1, "stop": 2}
 BLIND_KINDS = frozenset({"walker_lost", "camera_lost", "connection_lost"})
+NOTICE_KINDS = frozenset({"path_hidden"})
 Sensitivity = Literal["early", "normal", "fewer"]
 
 # Time-to-contact thresholds (s) to enter advisory, urgent and stop. "normal" is the brief's: 3 / 1.5 / 1.
@@ -39,12 +48,16 @@ EXIT_MARGIN_S = {"advisory": 0.5, "urgent": 0.3, "stop": 0.2}
 class AlertConfig:
     """`stop_repeat_s`: blindness repeats this often while it lasts. `repeat_s`: a hazard that stays at the
     same tier is spoken again this often (0: never; the page's beeps carry its presence). `hold_s`: a
-    hazard missing from detection for less than this is still the same hazard."""
+    hazard missing from detection for less than this is still the same hazard. `notice_gap_s`: a notice
+    waits this long after any other cue, so it never cuts off a warning's words. `notice_hold_s`: a notice
+    that lapses for less than this is the same notice (coverage hovering at its threshold is said once)."""
 
     stop_repeat_s: float = 2.0
     repeat_s: float = 0.0
     hold_s: float = 0.6
     sensitivity: Sensitivity = "normal"
+    notice_gap_s: float = 2.5
+    notice_hold_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,7 @@ class Cue:
 
 @dataclass(frozen=True)
 class Active:
-    """A hazard that is sounding now: what the page's beeper follows."""
+    """A hazard that is sounding now: what the page's beeper follows. Notices are never in it."""
 
     key: str
     tier: Tier
@@ -105,18 +118,35 @@ class AlertPolicy:
 
     config: AlertConfig = field(default_factory=AlertConfig)
     _tracks: dict[str, _Track] = field(default_factory=dict)
+    _last_spoken_s: float = -1e9
+    _last_t_s: float | None = None
 
     @property
     def blind(self) -> bool:
         """True while the system cannot see (walker or camera lost): silence is not clear then."""
         return any(t.hazard.kind in BLIND_KINDS for t in self._tracks.values())
 
+    @property
+    def notices(self) -> tuple[str, ...]:
+        """Kinds of the notices reported at the latest update (e.g. `path_hidden`), sorted."""
+        return tuple(
+            sorted(
+                {
+                    t.hazard.kind
+                    for t in self._tracks.values()
+                    if t.hazard.kind in NOTICE_KINDS and t.last_seen_s == self._last_t_s
+                }
+            )
+        )
+
     def set_sensitivity(self, sensitivity: Sensitivity) -> None:
         self.config = replace(self.config, sensitivity=sensitivity)
 
     def tier_for(self, h: Hazard, previous: Tier | None) -> Tier | None:
         """The tier of `h`: fixed for blindness and hazards without a time to contact, else by TTC with
-        hysteresis around `previous`."""
+        hysteresis around `previous`. A notice is always an advisory, whatever it says."""
+        if h.kind in NOTICE_KINDS:
+            return "advisory"
         if h.kind in BLIND_KINDS or h.ttc_s is None:
             return h.tier
         enter = THRESHOLDS[self.config.sensitivity]
@@ -131,6 +161,7 @@ class AlertPolicy:
         return None
 
     def update(self, t_s: float, hazards: Iterable[Hazard]) -> PolicyOutput:
+        self._last_t_s = t_s
         seen: set[str] = set()
         candidates: list[tuple[_Track, bool]] = []  # (track, escalated or new)
         for h in hazards:
@@ -149,6 +180,8 @@ class AlertPolicy:
                 continue
             rises = track.announced is None or TIER_RANK[tier] > TIER_RANK[track.announced]
             interval = self.config.stop_repeat_s if h.kind in BLIND_KINDS else self.config.repeat_s
+            if h.kind in NOTICE_KINDS:
+                interval = 0.0  # said once at onset
             again = not rises and interval > 0 and t_s - track.last_cue_s >= interval
             if rises or again:
                 candidates.append((track, rises))
@@ -157,16 +190,18 @@ class AlertPolicy:
         # Hazards not seen: held for a moment (detections drop out), then cleared.
         cleared = []
         for key, track in list(self._tracks.items()):
-            if key not in seen and (
-                t_s - track.last_seen_s >= self.config.hold_s or track.hazard.kind in BLIND_KINDS
-            ):
+            kind = track.hazard.kind
+            hold = self.config.hold_s
+            if kind in NOTICE_KINDS:
+                hold = max(hold, self.config.notice_hold_s)
+            if key not in seen and (t_s - track.last_seen_s >= hold or kind in BLIND_KINDS):
                 cleared.append(key)
                 del self._tracks[key]
         active = sorted(
             (
                 Active(k, tr.tier, tr.hazard.kind, tr.hazard.side, tr.hazard.ttc_s, tr.hazard.distance_m)
                 for k, tr in self._tracks.items()
-                if tr.tier is not None
+                if tr.tier is not None and tr.hazard.kind not in NOTICE_KINDS
             ),
             key=lambda a: _priority(a.tier, a.ttc_s),
         )
@@ -175,37 +210,42 @@ class AlertPolicy:
 
     def _choose(self, t_s: float, candidates: list[tuple[_Track, bool]], active: list[Active]) -> list[Cue]:
         """Speak the top candidate; others are marked as heard so they do not queue up behind it.
-        Blindness is always spoken: it is about the system, not one hazard among many."""
+        Blindness is always spoken: it is about the system, not one hazard among many. A notice is spoken
+        only in a quiet moment and otherwise stays pending (not marked as heard)."""
         if not candidates:
             return []
+        notices = [c for c in candidates if c[0].hazard.kind in NOTICE_KINDS]
+        candidates = [c for c in candidates if c[0].hazard.kind not in NOTICE_KINDS]
         candidates.sort(key=lambda c: _priority(c[0].tier or "advisory", c[0].hazard.ttc_s))
         top_rank = TIER_RANK[active[0].tier] if active else 0
         cues = []
         for i, (track, rises) in enumerate(candidates):
             tier = track.tier
             assert tier is not None
-            h = track.hazard
-            blind = h.kind in BLIND_KINDS
+            blind = track.hazard.kind in BLIND_KINDS
             spoken = blind or (i == 0 and TIER_RANK[tier] >= top_rank)
             track.announced = tier
-            if not spoken:
-                continue
-            track.last_cue_s = t_s
-            phrase, text = phrase_for(h.kind, tier, h.side)
-            if h.text and h.text != text:  # the hazard says it its own way: its words, if pre-rendered
-                phrase, text = phrase_id_of(h.text), h.text
-            cues.append(
-                Cue(
-                    t_s,
-                    tier,
-                    h.kind,
-                    h.side,
-                    text,
-                    h.distance_m,
-                    h.ttc_s,
-                    not rises,
-                    phrase,
-                    hazard_key(h),
-                )
-            )
+            if spoken:
+                cues.append(self._cue(t_s, track, rises))
+        quiet = (
+            not cues
+            and t_s - self._last_spoken_s >= self.config.notice_gap_s
+            and top_rank <= TIER_RANK["advisory"]
+        )
+        if notices and quiet:
+            track, rises = notices[0]
+            track.announced = track.tier
+            cues.append(self._cue(t_s, track, rises))
+        if cues:
+            self._last_spoken_s = t_s
         return cues
+
+    def _cue(self, t_s: float, track: _Track, rises: bool) -> Cue:
+        tier = track.tier
+        assert tier is not None
+        h = track.hazard
+        track.last_cue_s = t_s
+        phrase, text = phrase_for(h.kind, tier, h.side)
+        if h.text and h.text != text:  # the hazard says it its own way: its words, if pre-rendered
+            phrase, text = phrase_id_of(h.text), h.text
+        return Cue(t_s, tier, h.kind, h.side, text, h.distance_m, h.ttc_s, not rises, phrase, hazard_key(h))

@@ -1,4 +1,5 @@
-"""The fixed set of phrases the walker can hear, so every one can be pre-rendered as audio ahead of time."""
+"""The fixed set of phrases the walker (and the partner) can hear, so every one can be pre-rendered as audio
+ahead of time. Ids and texts are stable: pages cache the audio by id and a hash of the text."""
 
 from __future__ import annotations
 
@@ -19,6 +20,19 @@ TREADMILL_PHRASES = {
     "partial_view": "Move so your whole body is in view",
     "camera_moved": "The phone moved. Recalibrate",
 }
+# Notices about what the system can see, not hazards: said once, never a stop (vision/alerts.py).
+NOTICE_PHRASES = {
+    "path_hidden": "I cannot see behind you",
+}
+# Partner mode: coaching for the partner holding the camera (their left and right, as they face the
+# walker), shown on the camera page and spoken on the partner's phone when coverage stays low.
+COACH_PHRASES = {
+    "coach_left": "Walk half a step to your left",
+    "coach_right": "Walk half a step to your right",
+    "coach_back": "Step back so the path shows",
+    "coach_aim_lower": "Aim the phone lower",
+    "coach_aim_higher": "Aim the phone higher",
+}
 NOUNS = {
     "obstacle": "Obstacle",
     "person": "Person",
@@ -36,6 +50,8 @@ def phrase_for(kind: str, tier: str, side: str) -> tuple[str, str]:
     """(phrase id, text) of a cue. Sides are as the walker feels them; the advice steps away from it."""
     if kind in BLIND_PHRASES:
         return kind, BLIND_PHRASES[kind]
+    if kind in NOTICE_PHRASES:
+        return kind, NOTICE_PHRASES[kind]
     if tier == "stop":
         return "stop", "Stop"
     noun = NOUNS.get(kind, "Obstacle")
@@ -58,6 +74,8 @@ def all_phrases() -> dict[str, str]:
     """Every phrase id the server or the page may ask for, with its text."""
     out = dict(BLIND_PHRASES)
     out.update(TREADMILL_PHRASES)
+    out.update(NOTICE_PHRASES)
+    out.update(COACH_PHRASES)
     out["stop"] = "Stop"
     out["test"] = "Rearguard sound check"
     for kind in NOUNS:

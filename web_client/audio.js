@@ -6,7 +6,8 @@ const RANK = { advisory: 0, urgent: 1, stop: 2 };
 export const BLIND_KINDS = new Set(["walker_lost", "camera_lost", "connection_lost"]);
 const VIBRATE = { advisory: [80], urgent: [120, 60, 120], stop: [300, 100, 300, 100, 300] };
 
-export const DEFAULT_SETTINGS = { volume: 1, tones: true, speech: true, vibration: true, voice: "rendered", sensitivity: "normal" };
+// `coachVoice`: the camera page speaks its coaching to the partner (see camera.html).
+export const DEFAULT_SETTINGS = { volume: 1, tones: true, speech: true, vibration: true, voice: "rendered", sensitivity: "normal", coachVoice: true };
 
 export function loadSettings() {
   try { return { ...DEFAULT_SETTINGS, ...JSON.parse(localStorage.getItem("rearguard.settings") || "{}") }; }
@@ -32,6 +33,7 @@ export class CuePlayer {
     this.nextBeep = 0;
     this.tone_ = null;  // the continuous tone of the last tier, while it lasts
     this.speaking = null;
+    this.lastCueAt = -Infinity;  // performance.now() of the last warning played
     this.beeper = setInterval(() => this.tick(), 25);
   }
   // Must run inside a user gesture: phone browsers keep audio locked until then.
@@ -130,11 +132,27 @@ export class CuePlayer {
     const voice = s.speech ? this.speak(cue, pan, end + 0.05) : null;
     if (s.vibration && navigator.vibrate) navigator.vibrate(VIBRATE[cue.tier] || [100]);
     const entry = { at: performance.now(), tier: cue.tier, kind: cue.kind, side: cue.side, text: cue.text, pan, voice };
+    this.lastCueAt = entry.at;
     this.played.push(entry);
     if (this.played.length > 50) this.played.shift();
     this.onPlayed(entry);
   }
-  // Follow the top hazard that is not blindness (blindness has its own repeated siren).
+  // Words only, centred, no tone or vibration: the partner's coaching (not a warning). A warning being
+  // heard wins: nothing is said within `quietMs` of one ("deferred": the caller tries again later).
+  // Returns how it was said: "rendered", "browser", null (no voice at all) or "deferred".
+  say(phrase, text, quietMs = 3000) {
+    if (!this.ctx) this.unlock();
+    const now = performance.now();
+    if (now - this.lastCueAt < quietMs) return "deferred";
+    const voice = this.speak({ phrase, text }, 0, this.ctx.currentTime);
+    const entry = { at: now, kind: "coach", phrase, text, voice };
+    this.played.push(entry);
+    if (this.played.length > 50) this.played.shift();
+    this.onPlayed(entry);
+    return voice;
+  }
+  // Follow the top hazard that is not blindness (blindness has its own repeated siren). Notices such as
+  // path_hidden never reach it: the server leaves them out of `active` (docs/protocol.md).
   setAlert(active) {
     const top = (active || []).find((a) => !BLIND_KINDS.has(a.kind) && RANK[a.tier] >= RANK.urgent) || null;
     this.alert = top;

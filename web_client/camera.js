@@ -1,8 +1,18 @@
 // The partner's phone: rear camera, frames downscaled to 640 px on the long side, JPEG, one frame in
-// flight at a time (a new frame is sent only when the socket has drained), pose overlay and figures.
+// flight at a time (a new frame is sent only when the socket has drained), pose overlay and figures,
+// and the walker's path as the server sees it: the corridor, how much of it the camera sees, obstacles.
 
 const MAX_SIDE = 640;
 const MAGIC = new TextEncoder().encode("RGF1");
+
+// How much of the walker's next 3 m the camera sees. The bands are for the partner's eye only; the
+// server decides when coverage is low enough to coach (status.path.coverage_low).
+export function coverageLevel(coverage) {
+  if (coverage == null) return "unknown";
+  if (coverage >= 0.7) return "good";
+  if (coverage >= 0.4) return "fair";
+  return "poor";
+}
 
 export class CameraFeed {
   constructor(link, { video, overlay, onStats, fps = 15, quality = 0.7 }) {
@@ -21,6 +31,9 @@ export class CameraFeed {
     this.running = false;
     this.latencies = [];
     this.hazards = [];  // what is sounding now (alert messages), drawn over the view
+    this.path = null;  // status.path: corridor and obstacles in pixels of the analysed frame
+    this.frameWh = null;  // status.frame_wh: the size of that frame
+    this.hatch = null;
   }
   async start() {
     const stream = await navigator.mediaDevices.getUserMedia({
@@ -91,7 +104,58 @@ export class CameraFeed {
       poseMs: msg.timings_ms && msg.timings_ms.pose, people: msg.people, walker: !!msg.walker,
       listeners: msg.listeners,
     });
+    this.path = msg.path || null;
+    this.frameWh = msg.frame_wh || null;
     this.drawPose(msg.walker);
+  }
+  // Grey diagonal hatching: corridor the camera does not see well enough to vouch for.
+  hatchPattern(g) {
+    if (!this.hatch) {
+      const tile = document.createElement("canvas");
+      tile.width = tile.height = 12;
+      const t = tile.getContext("2d");
+      t.fillStyle = "rgba(128, 128, 128, 0.25)";
+      t.fillRect(0, 0, 12, 12);
+      t.strokeStyle = "rgba(200, 200, 200, 0.6)";
+      t.lineWidth = 2;
+      t.beginPath(); t.moveTo(0, 12); t.lineTo(12, 0); t.stroke();
+      this.hatch = g.createPattern(tile, "repeat");
+    }
+    return this.hatch;
+  }
+  // The corridor behind the walker and the obstacles, scaled from analysed-frame pixels to the canvas
+  // (the video keeps its aspect ratio, so one scale per axis maps both).
+  drawPath(g, c) {
+    const p = this.path;
+    if (!p || !this.frameWh || !this.frameWh[0] || !this.frameWh[1]) return;
+    const sx = c.width / this.frameWh[0], sy = c.height / this.frameWh[1];
+    const level = coverageLevel(p.coverage);
+    if (p.corridor_px && p.corridor_px.length >= 3) {
+      g.beginPath();
+      p.corridor_px.forEach(([u, v], i) => (i ? g.lineTo(u * sx, v * sy) : g.moveTo(u * sx, v * sy)));
+      g.closePath();
+      const good = level === "good";
+      g.fillStyle = good ? "rgba(40, 190, 100, 0.25)" : this.hatchPattern(g);
+      g.fill();
+      g.strokeStyle = good ? "#2b6" : "#aaa";
+      g.lineWidth = 2;
+      g.setLineDash(good ? [] : [6, 4]);
+      g.stroke();
+      g.setLineDash([]);
+    }
+    const colour = (o) => (o.ttc_s != null && o.ttc_s <= 1 ? "#f22" : o.ttc_s != null && o.ttc_s <= 1.5 ? "#f80"
+      : o.ttc_s != null && o.ttc_s <= 3 ? "#fb0" : o.in_corridor ? "#fff" : "#bbb");
+    g.font = "bold 13px system-ui";
+    for (const o of p.obstacles || []) {
+      if (!o.box_px) continue;
+      const [u0, v0, u1, v1] = o.box_px;
+      g.strokeStyle = g.fillStyle = colour(o);
+      g.lineWidth = o.in_corridor ? 3 : 1.5;
+      g.strokeRect(u0 * sx, v0 * sy, (u1 - u0) * sx, (v1 - v0) * sy);
+      const label = `${o.kind}${o.distance_m != null ? " " + o.distance_m.toFixed(1) + " m" : ""}`
+        + `${o.ttc_s != null ? " · " + o.ttc_s.toFixed(1) + " s" : ""}`;
+      g.fillText(label, Math.max(2, Math.min(u0 * sx, c.width - g.measureText(label).width - 2)), Math.max(14, v0 * sy - 4));
+    }
   }
   // Hazards as the partner sees them: the walker faces the camera, so the walker's left is the image's
   // right. A band on that edge in the tier's colour, with the kind and time to contact.
@@ -125,6 +189,7 @@ export class CameraFeed {
     }
     const g = c.getContext("2d");
     g.clearRect(0, 0, c.width, c.height);
+    this.drawPath(g, c);
     this.drawHazards(g, c);
     if (!walker) return;
     const bones = [[11, 12], [11, 13], [13, 15], [12, 14], [14, 16], [11, 23], [12, 24], [23, 24],

@@ -30,7 +30,7 @@ export class Ear {
       if (msg.watching && !this.watching) this.player.watching();
       this.watching = msg.watching;
       if (!msg.watching) this.player.setAlert([]);
-      this.show({ watching: msg.watching, reason: msg.reason });
+      this.show({ watching: msg.watching, reason: msg.reason, pathHidden: !!msg.path_hidden });
     } else if (msg.type === "pong" && typeof msg.t === "number") {
       this.rttMs = performance.now() - msg.t;
       this.show({ rttMs: this.rttMs });
