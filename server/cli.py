@@ -253,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(func=cmd_replay)
     # Listed for --help; main() hands `scenario` to vision.scenario's own parser before this one runs.
     sub.add_parser("scenario", help="render test scenes with exact ground truth (docs/scenarios.md)")
-    sub.add_parser("evaluate", help="score the pipeline's warnings against rendered scenes' truth")
+    sub.add_parser(
+        "evaluate", help="score warnings and coverage against rendered scenes' truth (docs/evaluate.md)"
+    )
     models = sub.add_parser("models", help=f"build or verify the pose model bundle ({BUNDLE_PATH.name})")
     models.add_argument("action", choices=["build", "verify"])
     models.set_defaults(func=cmd_models)

@@ -29,7 +29,7 @@ import numpy.typing as npt
 from server.clips import ClipError, ClipInfo, frames_as_sent, probe
 from server.config import Settings
 from server.soundtrack import mix_cues, to_wav_bytes
-from vision.alerts import AlertPolicy, Cue
+from vision.alerts import NOTICE_KINDS, AlertPolicy, Cue
 from vision.draw import annotate
 from vision.pipeline import Pipeline
 from vision.treadmill import Calibration
@@ -61,6 +61,7 @@ def event_of(cue: Cue) -> dict[str, Any]:
         "ttc_s": cue.ttc_s,
         "text": cue.text,
         "repeat": cue.repeat,
+        "key": cue.key,  # the hazard's identity: escalations of one obstacle ("obs:<id>") share it
     }
 
 
@@ -174,9 +175,116 @@ class Frames:
     hazards: list[list[str]] = field(default_factory=list)
     ttc_s: list[float | None] = field(default_factory=list)
     zone: list[str] = field(default_factory=list)  # treadmill mode only
+    coverage: list[float | None] = field(default_factory=list)  # partner mode only
+    obstacles: list[int | None] = field(default_factory=list)  # partner mode only: obstacles in view
 
     def as_dict(self) -> dict[str, list[Any]]:
-        return {k: v for k, v in self.__dict__.items() if v or k != "zone"}
+        """The columns; those of the other mode (empty) are left out."""
+        mode_only = ("zone", "coverage", "obstacles")
+        return {k: v for k, v in self.__dict__.items() if v or k not in mode_only}
+
+
+def _num(value: Any) -> float | None:
+    """`value` as a finite float; None for None, bools, text, NaN and infinities."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return None
+    f = float(value)
+    return f if np.isfinite(f) else None
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(sum(known) / len(known), 3) if known else None
+
+
+@dataclass
+class PathLog:
+    """Partner mode: what the pipeline said about the walker's path, frame by frame (`Analysis.path`, see
+    PATH_KEYS in vision/types.py), reduced for timeline.json. Any key may be missing: the path is empty
+    while the walker or the ground is unknown."""
+
+    t: list[float] = field(default_factory=list)
+    coverage: list[float | None] = field(default_factory=list)
+    by_m: list[list[float | None]] = field(default_factory=list)
+    low: list[bool | None] = field(default_factory=list)
+    tracks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, t_s: float, path: dict[str, Any]) -> None:
+        self.t.append(t_s)
+        self.coverage.append(_num(path.get("coverage")))
+        bands = path.get("coverage_by_m")
+        if isinstance(bands, list | tuple) and len(bands) == 3:
+            self.by_m.append([_num(b) for b in bands])
+        else:
+            self.by_m.append([None, None, None])
+        low = path.get("coverage_low")
+        self.low.append(low if isinstance(low, bool) else None)
+        obstacles = path.get("obstacles")
+        for ob in obstacles if isinstance(obstacles, list) else []:
+            if isinstance(ob, dict) and ob.get("id") is not None:
+                self._track(t_s, ob)
+
+    def _track(self, t_s: float, ob: dict[str, Any]) -> None:
+        key = str(ob["id"])
+        tr = self.tracks.setdefault(
+            key,
+            {"id": key, "kind": None, "first_t": t_s, "last_t": t_s, "frames": 0, "in_corridor_frames": 0,
+             "min_distance_m": None, "min_ttc_s": None, "max_closing_mps": None, "sides": {}},
+        )  # fmt: skip
+        tr["last_t"] = t_s
+        tr["frames"] += 1
+        tr["in_corridor_frames"] += ob.get("in_corridor") is True
+        if isinstance(ob.get("kind"), str):
+            tr["kind"] = ob["kind"]
+        if isinstance(ob.get("side"), str):
+            tr["sides"][ob["side"]] = tr["sides"].get(ob["side"], 0) + 1
+        for name, value, pick in (
+            ("min_distance_m", _num(ob.get("distance_m")), min),
+            ("min_ttc_s", _num(ob.get("ttc_s")), min),
+            ("max_closing_mps", _num(ob.get("closing_mps")), max),
+        ):
+            if value is not None:
+                tr[name] = round(value if tr[name] is None else pick(tr[name], value), 3)
+
+    def samples(self, duration_s: float) -> list[dict[str, Any]]:
+        """One sample per second of clip, `t` at the second's start: the mean coverage (and per metre band)
+        over that second's frames where it is known, null when it is unknown in the whole second; `low`
+        when coverage was low in at least half the frames that say."""
+        n = max(1, int(np.ceil(duration_s - 1e-9)))
+        seconds: list[list[int]] = [[] for _ in range(n)]
+        for i, t in enumerate(self.t):
+            seconds[min(int(t + 1e-9), n - 1)].append(i)
+        out = []
+        for s, idx in enumerate(seconds):
+            lows = [low for i in idx if (low := self.low[i]) is not None]
+            out.append(
+                {
+                    "t": float(s),
+                    "coverage": _mean([self.coverage[i] for i in idx]),
+                    "by_m": [_mean([self.by_m[i][b] for i in idx]) for b in range(3)],
+                    "low": (2 * sum(lows) >= len(lows)) if lows else None,
+                }
+            )
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Median per-frame coverage, and the share of frames (of those with a verdict) with coverage low."""
+        known = [c for c in self.coverage if c is not None]
+        lows = [v for v in self.low if v is not None]
+        return {
+            "median": round(statistics.median(known), 3) if known else None,
+            "share_low": round(sum(lows) / len(lows), 3) if lows else None,
+            "frames_known": len(known),
+        }
+
+    def obstacle_list(self) -> list[dict[str, Any]]:
+        """Every obstacle tracked: when, how often, how near, its usual side; in order of first sighting."""
+        out = []
+        for tr in sorted(self.tracks.values(), key=lambda tr: (tr["first_t"], tr["id"])):
+            sides = tr["sides"]
+            side = max(sides, key=lambda s: sides[s]) if sides else None
+            out.append({k: v for k, v in tr.items() if k != "sides"} | {"side": side})
+        return out
 
 
 def load_calibration(path: Path) -> Calibration:
@@ -189,10 +297,14 @@ def load_calibration(path: Path) -> Calibration:
 
 
 def analyse(
-    info: ClipInfo, opts: ReplayOptions, sink: VideoSink | None, calibration: Calibration | None = None
+    info: ClipInfo,
+    opts: ReplayOptions,
+    sink: VideoSink | None,
+    calibration: Calibration | None = None,
+    path_log: PathLog | None = None,
 ) -> tuple[list[dict[str, Any]], Frames, float, dict[str, Any]]:
     """Every frame through the pipeline and the alert policy: (events, frame columns, wall seconds, the
-    last frame's mode state)."""
+    last frame's mode state). In partner mode, `path_log` collects what each frame said about the path."""
     pipeline = Pipeline(
         opts.settings.pipeline_config("treadmill" if opts.mode == "treadmill" else "partner", calibration)
     )
@@ -219,6 +331,13 @@ def analyse(
             if a.mode_state:
                 mode_state = a.mode_state
                 cols.zone.append(str(a.mode_state.get("zone")))
+            if opts.mode == "partner":
+                path = a.path if isinstance(a.path, dict) else {}
+                obstacles = path.get("obstacles")
+                cols.coverage.append(None if (c := _num(path.get("coverage"))) is None else round(c, 3))
+                cols.obstacles.append(len(obstacles) if isinstance(obstacles, list) else None)
+                if path_log is not None:
+                    path_log.add(cols.t[-1], path)
             if sink is not None:
                 shown = next((e for e in reversed(events) if ts_ms / 1000.0 - e["t"] < CUE_DISPLAY_S), None)
                 elapsed = time.perf_counter() - start
@@ -312,7 +431,8 @@ def check_labels(labels: dict[str, Any], events: list[dict[str, Any]]) -> dict[s
 
     An expected event matches the earliest unmatched onset of the same kind (and tier, when given)
     within its tolerance. Onsets nothing expected are false alarms, unless their kind is listed in
-    "ignore_kinds"."""
+    "ignore_kinds" or is a notice ("path_hidden": what the system cannot see, not a warning), which are
+    listed apart as "notices" so a tester still sees them."""
     default_tol = float(labels.get("tolerance_s", 1.0))
     ignore = set(labels.get("ignore_kinds", []))
     expected = sorted(labels.get("expect", []), key=lambda e: float(e["t"]))
@@ -322,11 +442,12 @@ def check_labels(labels: dict[str, Any], events: list[dict[str, Any]]) -> dict[s
         lambda exp, e: exp.get("tier", e["tier"]) == e["tier"],
         lambda exp: float(exp.get("tolerance_s", default_tol)),
     )
-    false_alarms = [e for e in extra if e["kind"] not in ignore]
+    false_alarms = [e for e in extra if e["kind"] not in ignore and e["kind"] not in NOTICE_KINDS]
     return {
         "matches": matches,
         "misses": misses,
         "false_alarms": false_alarms,
+        "notices": [e for e in extra if e["kind"] in NOTICE_KINDS and e["kind"] not in ignore],
         "passed": not misses and not false_alarms,
     }
 
@@ -349,7 +470,8 @@ def replay_clip(
     sink: VideoSink | None = None
     try:
         sink = VideoSink(tmp / "video-only.mp4", info.analysis_wh, info.fps) if opts.video else None
-        events, cols, wall_s, mode_state = analyse(info, opts, sink, calibration)
+        path_log = PathLog() if opts.mode == "partner" else None
+        events, cols, wall_s, mode_state = analyse(info, opts, sink, calibration, path_log)
         duration_s = len(cols.t) / info.fps
         timeline: dict[str, Any] = {
             "clip": clip.name,
@@ -363,6 +485,12 @@ def replay_clip(
             "analysis_wh": list(info.analysis_wh),
             "source_wh": list(info.source_wh),
         }
+        if path_log is not None:
+            # What the camera saw of the walker's path (DESIGN.md: the walker's body hides it), and what
+            # stood in it; docs/replay.md describes the fields.
+            timeline["coverage"] = path_log.samples(duration_s)
+            timeline["coverage_summary"] = path_log.summary()
+            timeline["obstacles"] = path_log.obstacle_list()
         if opts.mode == "treadmill":
             # The workout as the solo page sums it up, and the calibration learned from the first
             # seconds, reusable with --calibration for another clip from the same phone position.

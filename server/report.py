@@ -33,6 +33,10 @@ PIPELINE_COLOUR = "#1f3f73"
 POSE_COLOUR = "#2a9d8f"
 SEEN_COLOUR = "#3a9a5b"
 LOST_COLOUR = "#d9534f"
+COVERAGE_COLOUR = "#3b6fb6"
+BAND_COLOURS: tuple[str, ...] = ("#2a9d8f", "#8e5bb5", "#c2577a")  # 0-1 m, 1-2 m, 2-3 m behind the heels
+LOW_FILL = "#fbe4e4"
+OBSTACLE_ROWS = 100  # the obstacle table lists the first this many; the timeline has them all
 
 # SVG geometry in user units. Every time plot shares this horizontal layout so the plots line up.
 SVG_W = 1000.0
@@ -208,6 +212,7 @@ class _Frames:
     walker: list[bool | None] | None
     hazards: list[list[str]] | None
     ttc_s: list[float | None] | None
+    coverage: list[float | None] | None = None
 
     @classmethod
     def parse(cls, frames: dict[str, Any]) -> _Frames:
@@ -243,7 +248,9 @@ class _Frames:
                 else []
                 for entry in hazards_col
             ]
-        return cls(t, floats("pipeline_ms"), floats("pose_ms"), walker, hazards, floats("ttc_s"))
+        return cls(
+            t, floats("pipeline_ms"), floats("pose_ms"), walker, hazards, floats("ttc_s"), floats("coverage")
+        )
 
     def frame_step_s(self, fps: float | None) -> float:
         """Typical time between frames in s: median positive difference, else 1/fps, else 1/30."""
@@ -583,23 +590,92 @@ def _walker_plot(fr: _Frames, xs: _Scale, step_s: float) -> tuple[str, str]:
     return _svg(top + strip_h + AXIS_H, body, label="Walker in view", cls="walker-plot"), caption
 
 
-def _coverage_plot(coverage: list[Any], xs: _Scale) -> str:
-    """Per-second coverage samples (0..1) as a line in %."""
-    pts = [
-        (t, c * 100.0)
-        for t, c in ((_num(s.get("t")), _num(s.get("coverage"))) for s in coverage if isinstance(s, dict))
-        if t is not None and c is not None
-    ]
-    if not pts:
-        return _no_data("Coverage", "coverage-plot")
-    top, area_h = 6.0, 110.0
+def _coverage_plot(samples: list[Any], fr: _Frames, xs: _Scale) -> tuple[str, str]:
+    """Coverage in %: per frame (thin), the per-second mean (bold, dots), the three metre bands of each
+    second (dashed), and the seconds where coverage was low shaded. Returns (svg, legend)."""
+    per_s = [s for s in samples if isinstance(s, dict) and _num(s.get("t")) is not None]
+    mean = [(float(_num(s["t"]) or 0.0), _num(s.get("coverage"))) for s in per_s]
+    frame_vals = [None if v is None else v * 100.0 for v in fr.coverage or []]
+    if not any(v is not None for _, v in mean) and not any(v is not None for v in frame_vals):
+        return _no_data("Coverage", "coverage-plot", "no data: coverage unknown in every frame"), ""
+    top, area_h = 6.0, 130.0
     ys = _Scale(0.0, 100.0, top + area_h, top)
-    body = _time_axis(xs, top + area_h, top)
-    body += _value_axis(ys, (0.0, 25.0, 50.0, 75.0, 100.0), "%", "coverage (%)")
-    body += _series([pts], xs, ys, "#3b6fb6", "series-coverage")
-    if len(pts) <= 400:
-        body += [f'<circle cx="{xs(t):.1f}" cy="{ys.clamped(c):.1f}" r="2" fill="#3b6fb6"/>' for t, c in pts]
-    return _svg(top + area_h + AXIS_H, body, label="Coverage", cls="coverage-plot")
+    body: list[str] = []
+    for s in per_s:
+        if s.get("low") is True:
+            t = float(_num(s["t"]) or 0.0)
+            x0, x1 = xs(t), xs(min(t + 1.0, xs.hi))
+            body.append(
+                f'<rect class="coverage-low" x="{x0:.1f}" y="{top:g}" width="{max(x1 - x0, 1.0):.1f}" '
+                f'height="{area_h:g}" fill="{LOW_FILL}" data-t="{t:.2f}"><title>coverage low: '
+                f"{t:g}–{t + 1:g} s</title></rect>"
+            )
+    body += _time_axis(xs, top + area_h, top)
+    body += _value_axis(ys, (0.0, 25.0, 50.0, 75.0, 100.0), "%", "path seen (%)")
+    legend: list[str] = []
+    if any(v is not None for v in frame_vals):
+        body += _series(_segments(fr.t, frame_vals), xs, ys, "#9db7dd", "series-coverage-frame")
+        legend.append('<span class="swatch" style="background:#9db7dd"></span>per frame')
+    for band, colour in enumerate(BAND_COLOURS):
+        pts = [
+            (t + 0.5, b * 100.0)
+            for (t, _), s in zip(mean, per_s, strict=True)
+            if isinstance(s.get("by_m"), list)
+            and len(s["by_m"]) == 3
+            and (b := _num(s["by_m"][band])) is not None
+        ]
+        if pts:
+            for part in _series([pts], xs, ys, colour, f"series-band-{band}"):
+                body.append(part.replace('stroke-width="1.3"', 'stroke-width="1" stroke-dasharray="5 3"'))
+            swatch = f'<span class="swatch" style="background:{colour}"></span>'
+            legend.append(f"{swatch}{band}–{band + 1} m behind")
+    known = [(t + 0.5, v * 100.0) for t, v in mean if v is not None]
+    segs = _segments([t + 0.5 for t, _ in mean], [None if v is None else v * 100.0 for _, v in mean])
+    body += _series(segs, xs, ys, COVERAGE_COLOUR, "series-coverage")
+    if len(known) <= 400:
+        body += [
+            f'<circle class="coverage-second" cx="{xs(t):.1f}" cy="{ys.clamped(c):.1f}" r="2.5" '
+            f'fill="{COVERAGE_COLOUR}"><title>{t - 0.5:g}–{t + 0.5:g} s: {c:.0f} %</title></circle>'
+            for t, c in known
+        ]
+    if known:
+        legend.insert(0, f'<span class="swatch" style="background:{COVERAGE_COLOUR}"></span>mean per second')
+    if any(s.get("low") is True for s in per_s):
+        legend.append(
+            f'<span class="swatch" style="background:{LOW_FILL}"></span>coverage low (the partner is coached)'
+        )
+    svg = _svg(top + area_h + AXIS_H, body, label="Coverage of the walker's path", cls="coverage-plot")
+    return svg, " ".join(legend)
+
+
+def _obstacle_table(obstacles: list[Any], *, linked: bool, long_clip: bool) -> str:
+    """The obstacles the pipeline tracked (timeline "obstacles"), one row each, by first sighting."""
+    rows = [o for o in obstacles if isinstance(o, dict)]
+    if not rows:
+        return '<p class="empty">No obstacle was tracked.</p>'
+    head = (
+        "<tr><th>id</th><th>kind</th><th>first seen (s)</th><th>last seen (s)</th><th>frames</th>"
+        "<th>in corridor (frames)</th><th>side</th><th>nearest (m)</th><th>least TTC (s)</th>"
+        "<th>fastest closing (m/s)</th></tr>"
+    )
+    body = [
+        "<tr>"
+        f"<td>{_e(o.get('id', '—'))}</td><td>{_e(o.get('kind') or '—')}</td>"
+        f'<td class="num">{_time_cell(_num(o.get("first_t")), linked=linked, long_clip=long_clip)}</td>'
+        f'<td class="num">{_fmt_num(_num(o.get("last_t")))}</td>'
+        f'<td class="num">{_fmt_value(o.get("frames"))}</td>'
+        f'<td class="num">{_fmt_value(o.get("in_corridor_frames"))}</td><td>{_e(o.get("side") or "—")}</td>'
+        f'<td class="num">{_fmt_num(_num(o.get("min_distance_m")))}</td>'
+        f'<td class="num">{_fmt_num(_num(o.get("min_ttc_s")))}</td>'
+        f'<td class="num">{_fmt_num(_num(o.get("max_closing_mps")))}</td></tr>'
+        for o in rows[:OBSTACLE_ROWS]
+    ]
+    more = (
+        f'<p class="note">{len(rows) - OBSTACLE_ROWS} more in timeline.json.</p>'
+        if len(rows) > OBSTACLE_ROWS
+        else ""
+    )
+    return f'<table class="obstacles"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>{more}'
 
 
 # --- tables ----------------------------------------------------------------------------------------------
@@ -742,6 +818,7 @@ def _labels_section(labels: dict[str, Any]) -> str:
         return v if isinstance(v, list) else []
 
     matches, misses, false_alarms = items("matches"), items("misses"), items("false_alarms")
+    notices = items("notices")
     passed = labels.get("passed")
     if passed is True:
         verdict = '<p class="verdict pass">PASS</p>'
@@ -774,7 +851,14 @@ def _labels_section(labels: dict[str, Any]) -> str:
         f"<h3>Matched ({len(matches)})</h3>{matches_html}"
         f"<h3>Missed: expected but not heard ({len(misses)})</h3>{listing(misses, 'misses')}"
         f"<h3>False alarms: heard but not expected ({len(false_alarms)})</h3>"
-        f"{listing(false_alarms, 'false-alarms')}</section>"
+        f"{listing(false_alarms, 'false-alarms')}"
+        + (
+            f"<h3>Notices heard but not expected ({len(notices)}): not false alarms</h3>"
+            f"{listing(notices, 'notices')}"
+            if notices
+            else ""
+        )
+        + "</section>"
     )
 
 
@@ -850,6 +934,10 @@ def render_report(
     summary = timeline.get("summary")
     summary = summary if isinstance(summary, dict) else {}
     coverage = timeline.get("coverage")
+    coverage_summary = timeline.get("coverage_summary")
+    coverage_summary = coverage_summary if isinstance(coverage_summary, dict) else {}
+    obstacles = timeline.get("obstacles")
+    obstacles = [o for o in obstacles if isinstance(o, dict)] if isinstance(obstacles, list) else []
     live_cues = _cues(live.get("events")) if live else []
     misses = [_Cue.parse(m) for m in labels.get("misses", []) or []] if labels else []
 
@@ -886,7 +974,22 @@ def render_report(
         summary_rows.append(("cues: other tiers", str(len(others))))
     summary_rows.append(("cues per minute (incl. repeats)", _fmt_num(per_min, digits=1)))
     summary_rows += [(f"summary: {_e(k)}", _fmt_summary_value(str(k), v)) for k, v in summary.items()]
-    known_keys = {"clip", "mode", "fps", "frames", "duration_s", "source", "events", "summary", "coverage"}
+    if coverage_summary:
+        median = _num(coverage_summary.get("median"))
+        share_low = _num(coverage_summary.get("share_low"))
+        summary_rows += [
+            ("path seen (median of frames)", _fmt_num(None if median is None else median * 100, "%", 0)),
+            (
+                "coverage low (share of frames)",
+                _fmt_num(None if share_low is None else share_low * 100, "%", 1),
+            ),
+        ]
+    if isinstance(timeline.get("obstacles"), list):
+        summary_rows.append(("obstacles tracked", str(len(obstacles))))
+    known_keys = {
+        "clip", "mode", "fps", "frames", "duration_s", "source", "events", "summary", "coverage",
+        "coverage_summary", "obstacles",
+    }  # fmt: skip
     summary_rows += [
         (_e(k), _fmt_value(v))
         for k, v in timeline.items()
@@ -923,6 +1026,8 @@ def render_report(
     nav_links = [*nav]
     if isinstance(coverage, list):
         nav_links.append("coverage")
+    if obstacles:
+        nav_links.append("obstacles")
     nav_links.append("cue-list")
     nav_links += [
         name for name, given in (("live", live), ("comparison", comparison), ("labels", labels)) if given
@@ -958,9 +1063,19 @@ def render_report(
         f"{walker_svg}" + (f'<p class="note">{walker_caption}</p>' if walker_caption else "") + "</section>"
     )
     if isinstance(coverage, list):
+        cov_svg, cov_legend = _coverage_plot(coverage, fr, xs)
         parts.append(
-            '<section id="coverage"><h2>Coverage</h2><p class="note">Per-second coverage samples from the '
-            f"timeline, 0–100 %.</p>{_coverage_plot(coverage, xs)}</section>"
+            '<section id="coverage"><h2>Coverage: how much of the walker\'s path the camera sees</h2>'
+            '<p class="note">The share of the corridor from the walker\'s heels to 3 m behind that is in '
+            "view and not hidden by the walker's own body. Straight in front of the walker the partner sees "
+            "little of it; half a step to the side fixes most of it.</p>"
+            + (f'<p class="legend">{cov_legend}</p>' if cov_legend else "")
+            + f"{cov_svg}</section>"
+        )
+    if obstacles:
+        parts.append(
+            f'<section id="obstacles"><h2>Obstacles tracked ({len(obstacles)})</h2>'
+            f"{_obstacle_table(obstacles, linked=linked, long_clip=long_clip)}</section>"
         )
     parts.append(
         f'<section id="cue-list"><h2>Every cue ({len(cues)})</h2>'

@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 
 from server.clips import ClipError, probe
+from server.replay import PathLog
 from server.soundtrack import SAMPLE_RATE, decode_wav_mono
 from tests.conftest import LiveServer, clip_path, empty_scene, read_frames
+from vision.draw import LOW_BGR, SEEN_BGR, TIER_BGR, annotate
+from vision.types import Analysis, Hazard
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_ffmpeg = pytest.mark.skipif(
@@ -60,11 +63,24 @@ def test_replay_writes_timeline_video_with_cue_audio_and_report(leaving_clip: Pa
     assert (tl["clip"], tl["mode"], tl["fps"], tl["frames"]) == ("walker_leaves.mp4", "partner", 10.0, 80)
     first = tl["events"][0]
     assert set(first) >= {"t", "tier", "kind", "side", "distance_m", "ttc_s", "text"}
-    # She is last seen at 3.9 s; the grace is 0.5 s, so the stop cue comes with the frame at 4.5 s.
-    assert (first["kind"], first["tier"], first["t"]) == ("walker_lost", "stop", 4.5)
-    assert [(e["t"], e["repeat"]) for e in tl["events"]] == [(4.5, False), (6.5, True)]  # repeated every 2 s
+    # She is last seen at 3.9 s; the grace is 0.5 s, so the stop cue comes with the frame at 4.5 s, and it
+    # repeats every 2 s. Before that, only a notice that the path behind her is hidden may be heard.
+    lost = [e for e in tl["events"] if e["kind"] == "walker_lost"]
+    assert [(e["tier"], e["t"], e["repeat"]) for e in lost] == [("stop", 4.5, False), ("stop", 6.5, True)]
+    assert {e["kind"] for e in tl["events"]} <= {"walker_lost", "path_hidden"}
     frames = json.loads((out / "frames.json").read_text())
     assert len(frames["t"]) == 80 and sum(frames["walker"][:40]) >= 38 and sum(frames["walker"][40:]) == 0
+    # Partner mode: a coverage sample per second, a summary, per-frame coverage and obstacle counts. With
+    # nobody in view there is no ground to measure, so the last seconds are unknown, not zero.
+    assert [s["t"] for s in tl["coverage"]] == [float(s) for s in range(8)]
+    assert all(set(s) == {"t", "coverage", "by_m", "low"} and len(s["by_m"]) == 3 for s in tl["coverage"])
+    assert tl["coverage"][-1]["coverage"] is None and set(tl["coverage_summary"]) >= {"median", "share_low"}
+    assert isinstance(tl["obstacles"], list)
+    assert len(frames["coverage"]) == len(frames["obstacles"]) == 80 and frames["coverage"][-1] is None
+    for second in tl["coverage"]:  # each sample is the mean of its second's known frames
+        pairs = zip(frames["t"], frames["coverage"], strict=True)
+        known = [c for t, c in pairs if int(t) == second["t"] and c is not None]
+        assert second["coverage"] == (pytest.approx(sum(known) / len(known), abs=2e-3) if known else None)
     assert (out / "report.html").stat().st_size > 1000
 
     video = str(out / "annotated.mp4")
@@ -77,8 +93,100 @@ def test_replay_writes_timeline_video_with_cue_audio_and_report(leaving_clip: Pa
     wav = subprocess.run(cmd, capture_output=True, check=True).stdout
     audio = decode_wav_mono(wav)
     loud = np.flatnonzero(np.abs(audio) > 0.05) / SAMPLE_RATE
-    assert loud.size and abs(loud[0] - 4.5) < 0.1
-    assert np.abs(audio[: int(4.4 * SAMPLE_RATE)]).max() < 0.01
+    assert loud.size and abs(loud[0] - first["t"]) < 0.1
+    assert np.abs(audio[: int((first["t"] - 0.1) * SAMPLE_RATE)]).max() < 0.01
+
+
+def path_view(**extra: Any) -> dict[str, Any]:
+    """A partner-mode path as the pipeline reports it (PATH_KEYS), for a 360x640 frame."""
+    return {
+        "coverage": 0.3, "coverage_by_m": [0.6, 0.3, 0.0], "coverage_low": True,
+        "coach": "Walk half a step to your left", "coach_id": "coach_left", "walker_speed_mps": 0.6,
+        "heading_deg": 0.0, "distance_m": 2.0,
+        "corridor_px": [[150, 600], [210, 600], [196, 400], [164, 400]],
+        "obstacles": [
+            {"id": "7", "kind": "bin", "distance_m": 1.4, "distance_sd_m": 0.2, "closing_mps": 0.6,
+             "ttc_s": 2.3, "side": "left", "in_corridor": True, "box_px": [220, 300, 300, 420]},
+            {"id": "8", "kind": "pole", "distance_m": 5.0, "distance_sd_m": 0.8, "closing_mps": 0.6,
+             "ttc_s": None, "side": "right", "in_corridor": False, "box_px": [20, 200, 40, 420]},
+        ],
+    } | extra  # fmt: skip
+
+
+def test_path_log_reduces_frames_to_seconds_and_tolerates_empty_paths() -> None:
+    log = PathLog()
+    for k in range(25):  # 10 fps: the first second with a path, the second without, the third half
+        t = k / 10
+        if k < 10:
+            log.add(t, path_view(coverage=0.2 + 0.02 * k, coverage_low=k < 6))
+        elif k < 20:
+            log.add(t, {})
+        else:
+            log.add(t, {"coverage": 0.9, "coverage_by_m": [1.0, None, "x"], "obstacles": "junk"})
+    samples = log.samples(2.5)
+    assert [s["t"] for s in samples] == [0.0, 1.0, 2.0]
+    assert samples[0] == {"t": 0.0, "coverage": 0.29, "by_m": [0.6, 0.3, 0.0], "low": True}
+    assert samples[1] == {"t": 1.0, "coverage": None, "by_m": [None, None, None], "low": None}
+    assert samples[2] == {"t": 2.0, "coverage": 0.9, "by_m": [1.0, None, None], "low": None}
+    assert log.summary() == {"median": 0.34, "share_low": 0.6, "frames_known": 15}
+    bin_, pole = log.obstacle_list()
+    assert bin_ == {
+        "id": "7", "kind": "bin", "first_t": 0.0, "last_t": 0.9, "frames": 10, "in_corridor_frames": 10,
+        "min_distance_m": 1.4, "min_ttc_s": 2.3, "max_closing_mps": 0.6, "side": "left",
+    }  # fmt: skip
+    assert pole["min_ttc_s"] is None and pole["in_corridor_frames"] == 0
+    assert PathLog().samples(0.5) == [{"t": 0.0, "coverage": None, "by_m": [None, None, None], "low": None}]
+    assert PathLog().summary() == {"median": None, "share_low": None, "frames_known": 0}
+
+
+def analysis_of(path: dict[str, Any], hazards: tuple[Hazard, ...] = ()) -> Analysis:
+    return Analysis(
+        timestamp_ms=1000, frame_wh=(360, 640), walker=None, people=(), hazards=hazards, path=path
+    )
+
+
+def draw(frame: np.ndarray, path: dict[str, Any], hazards: tuple[Hazard, ...] = ()) -> np.ndarray:
+    return annotate(frame, analysis_of(path, hazards), cue=None, watching=True, fps=15.0, cost_ms=20.0)
+
+
+def test_annotated_frame_shows_corridor_obstacles_and_coaching_and_survives_bad_paths() -> None:
+    frame = cv2.resize(empty_scene(), (360, 640))
+    plain = draw(frame, {})
+    assert np.array_equal(plain, draw(frame, {"obstacles": [], "corridor_px": None}))
+    urgent = (Hazard(kind="obstacle", tier="urgent", key="obs:7"),)
+    img = draw(frame, path_view(), urgent)
+    # The corridor is tinted, not painted over: 30% of the colour for low coverage.
+    inside = img[500, 180].astype(int)
+    expected = 0.7 * frame[500, 180].astype(int) + 0.3 * np.array(LOW_BGR)
+    assert np.abs(inside - expected).max() <= 2
+    seen = draw(frame, path_view(coverage_low=False))
+    assert np.abs(seen[500, 180].astype(int) - (0.7 * frame[500, 180] + 0.3 * np.array(SEEN_BGR))).max() <= 2
+    # The bin's box takes its hazard's tier colour; the pole (no hazard, no TTC) is drawn grey and thin.
+    assert tuple(img[360, 220]) == TIER_BGR["urgent"] and tuple(img[360, 221]) == TIER_BGR["urgent"]
+    assert tuple(img[300, 20]) == (200, 200, 200) and tuple(img[300, 22]) != (200, 200, 200)
+    # Without a hazard its tier follows its TTC (2.3 s: advisory).
+    assert tuple(draw(frame, path_view())[360, 220]) == TIER_BGR["advisory"]
+    # The partner's coaching and the coverage read-out are in the top-left block, which plain lacks.
+    assert np.abs(img[60:130].astype(int) - plain[60:130].astype(int)).sum() > 1000
+    for bad in (
+        {
+            "corridor_px": [[1, 2]],
+            "obstacles": [{"box_px": [1, 2, 3]}, "x", {"box_px": [0, 0, float("nan"), 1]}],
+        },
+        {
+            "corridor_px": "junk",
+            "coverage": "high",
+            "coverage_by_m": [0.1],
+            "coach": 7,
+            "obstacles": {"a": 1},
+        },
+        {"corridor_px": [[0, 0], [1e12, 0], [0, 5]], "obstacles": [{"box_px": [-50, -50, 900, 900]}]},
+        {
+            "coverage": float("nan"),
+            "obstacles": [{"id": "1", "box_px": [10, 10, 50, 50], "distance_m": None}],
+        },
+    ):
+        assert draw(frame, bad).shape == frame.shape
 
 
 def test_two_runs_give_the_same_timeline(leaving_clip: Path, tmp_path: Path) -> None:
@@ -102,7 +210,9 @@ def test_labels_make_a_clip_a_regression_test(leaving_clip: Path, tmp_path: Path
         "replay", str(leaving_clip), "--out", str(tmp_path / "g"), "--no-video", "--labels", str(good)
     )
     assert r.returncode == 0 and "pass" in r.stdout
-    assert load(tmp_path / "g")["labels"]["passed"] is True
+    checked = load(tmp_path / "g")["labels"]
+    assert checked["passed"] is True and checked["false_alarms"] == []
+    assert all(e["kind"] == "path_hidden" for e in checked["notices"])  # heard, shown, not false alarms
     late = tmp_path / "late.json"
     late.write_text(json.dumps({"expect": [{"t": 2.0, "kind": "walker_lost"}], "tolerance_s": 0.5}))
     r = rearguard(
@@ -262,6 +372,7 @@ def test_treadmill_replay_counts_steps_without_false_alarms(tmp_path: Path) -> N
     assert 25 <= tl["workout"]["steps"] <= 40 and 140 <= tl["workout"]["cadence_spm"] <= 200
     frames = json.loads((out / "frames.json").read_text())
     assert len(frames["zone"]) == tl["frames"]
+    assert "coverage" not in frames and "obstacles" not in frames and "coverage" not in tl  # partner only
     # The calibration learned here replays another run of the same phone position without relearning.
     again = tmp_path / "again"
     cal = str(out / "calibration.json")

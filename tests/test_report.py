@@ -327,3 +327,65 @@ def test_a_failed_write_leaves_the_previous_report_alone(
         render_report(tmp_path, timeline(clip="other.mp4"), frames())
     assert (tmp_path / "report.html").read_text(encoding="utf-8") == before
     assert sorted(os.listdir(tmp_path)) == ["report.html"]
+
+
+COVERAGE = [
+    {"t": float(s), "coverage": c, "by_m": [b, c, None], "low": low}
+    for s, (c, b, low) in enumerate(
+        [(0.3, 0.6, True), (0.35, 0.6, True), (None, None, None), (0.7, 0.8, False), (0.8, 0.9, False)]
+        + [(0.9, 1.0, False)] * 5
+    )
+]
+OBSTACLES = [
+    {"id": "7", "kind": "bin", "first_t": 2.0, "last_t": 4.4, "frames": 25, "in_corridor_frames": 20,
+     "min_distance_m": 0.8, "min_ttc_s": 1.1, "max_closing_mps": 0.7, "side": "left"},
+    {"id": "9", "kind": None, "first_t": 6.0, "last_t": 6.2, "frames": 3, "in_corridor_frames": 0,
+     "min_distance_m": None, "min_ttc_s": None, "max_closing_mps": None, "side": None},
+]  # fmt: skip
+
+
+def test_coverage_chart_has_frames_seconds_bands_and_low_spans(tmp_path: Path) -> None:
+    fr = frames() | {"coverage": [None if 20 <= i < 30 else 0.2 + i / 200 for i in range(100)]}
+    tl = timeline(coverage=COVERAGE, coverage_summary={"median": 0.62, "share_low": 0.2, "frames_known": 90})
+    page = render(tmp_path, tl, fr)
+    check_markup(page)
+    section = page.split('<section id="coverage">', 1)[1].split("</section>", 1)[0]
+    assert section.count('class="coverage-low"') == 2  # the two low seconds
+    assert section.count('<circle class="coverage-second"') == 9  # second 2 is unknown
+    assert section.count('class="series-coverage"') == 2  # a gap where the second is unknown
+    assert section.count('class="series-coverage-frame"') == 2  # and where the frames are
+    assert all(f'class="series-band-{b}"' in section for b in (0, 1)) and "series-band-2" not in section
+    assert "coverage low (the partner is coached)" in section and "0–1 m behind" in section
+    summary = page.split('<section id="summary">', 1)[1].split("</section>", 1)[0]
+    assert "<th>path seen (median of frames)</th><td>62 %</td>" in summary
+    assert "<th>coverage low (share of frames)</th><td>20.0 %</td>" in summary
+
+
+def test_coverage_unknown_everywhere_says_so(tmp_path: Path) -> None:
+    unknown = [{"t": float(s), "coverage": None, "by_m": [None] * 3, "low": None} for s in range(10)]
+    page = render(tmp_path, timeline(coverage=unknown), frames() | {"coverage": [None] * 100})
+    assert '<svg class="plot coverage-plot empty"' in page and "coverage unknown in every frame" in page
+
+
+def test_obstacle_table_lists_each_tracked_obstacle(tmp_path: Path) -> None:
+    page = render(tmp_path / "none", timeline(obstacles=[]))
+    assert 'id="obstacles"' not in page and "<th>obstacles tracked</th><td>0</td>" in page
+    page = render(tmp_path / "two", timeline(obstacles=OBSTACLES))
+    check_markup(page)
+    table = page.split('<section id="obstacles">', 1)[1].split("</section>", 1)[0]
+    assert "Obstacles tracked (2)" in table and table.count("<tr>") == 3  # header and two rows
+    assert '<td>7</td><td>bin</td><td class="num"><a href="#video" data-t="2.00">2.00</a></td>' in table
+    assert '<td class="num">0.80</td><td class="num">1.10</td><td class="num">0.70</td>' in table
+    assert '<a href="#obstacles">obstacles</a>' in page
+    evil = [OBSTACLES[0] | {"id": EVIL, "kind": EVIL, "side": EVIL}]
+    page = render(tmp_path / "evil", timeline(obstacles=evil))
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+
+
+def test_unexpected_notices_are_listed_apart_from_false_alarms(tmp_path: Path) -> None:
+    notice = event(3.0, "advisory", kind="path_hidden", text="I cannot see behind you")
+    page = render(tmp_path, labels=LABELS | {"notices": [notice]})
+    labels = page.split('<section id="labels">', 1)[1].split("</section>", 1)[0]
+    assert "Notices heard but not expected (1): not false alarms" in labels
+    assert labels.count("<li>") == 3 and "I cannot see behind you" in labels  # miss, false alarm, notice
+    assert "Notices heard" not in render(tmp_path / "none", labels=LABELS)
