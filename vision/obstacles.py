@@ -78,7 +78,6 @@ class PathConfig:
     coverage_ok: float = 0.6
     coverage_low_s: float = 1.5  # low this long: coach the partner
     blind_notice_s: float = 3.0  # low this long while the walker moves: tell the walker once
-    min_texture: float = 1e-4  # smallest eigenvalue of the gradient matrix for a point worth following
     flow_mode_radius_m: float = 0.03  # ground points within this of the densest motion are averaged
     flow_interval_s: float = 0.1  # the ground's flow is measured between frames at least this far apart
     moving_mps: float = 0.3  # walking: older adults walk backwards at 0.45-0.6 m/s
@@ -126,15 +125,15 @@ class Track:
             return None
         t = np.array([p[0] for p in pts]) - now
         d = np.array([p[1] for p in pts])
-        if t.max() - t.min() <= 1e-6:
+        n, tm, dm = len(t), float(t.mean()), float(d.mean())
+        sxx = float(((t - tm) ** 2).sum())
+        if sxx <= 1e-9:
             return None
-        a = np.vstack([np.ones_like(t), t]).T
-        coef, *_ = np.linalg.lstsq(a, d, rcond=None)
-        resid = d - a @ coef
-        dof = max(len(d) - 2, 1)
-        s2 = float(resid @ resid) / dof + 0.03**2  # plus the grid's own resolution
-        cov = s2 * np.linalg.inv(a.T @ a)
-        return float(coef[0]), math.sqrt(cov[0, 0]), float(-coef[1]), math.sqrt(cov[1, 1])
+        slope = float(((t - tm) * (d - dm)).sum()) / sxx
+        at_now = dm - slope * tm  # the line's value at t = 0, i.e. now
+        resid = d - (at_now + slope * t)
+        s2 = float(resid @ resid) / max(n - 2, 1) + 0.03**2  # plus the grid's own resolution
+        return at_now, math.sqrt(s2 * (1.0 / n + tm * tm / sxx)), -slope, math.sqrt(s2 / sxx)
 
     def lateral(self, now: float) -> tuple[float, float]:
         pts = self.window(now, 0.5) or list(self.history)[-1:]
@@ -178,6 +177,14 @@ class PathWatcher:
         self._xs = -c.half_width_m + (np.arange(self._nx) + 0.5) * c.cell_m
         self._ds = c.near_m + (np.arange(self._nd) + 0.5) * c.cell_m
         self._gx, self._gd = np.meshgrid(self._xs, self._ds)
+        self._front_strip = (self._gd > -0.9) & (self._gd < -0.2) & (np.abs(self._gx) < 1.2)
+        self._beside_heels = (
+            (self._gd > -0.9) & (self._gd < 0.8) & (np.abs(self._gx) > 0.45) & (np.abs(self._gx) < 1.5)
+        )
+        self._behind = self._gd > 0.15
+        self._flow_region = (self._gd > -0.9) & (self._gd < 3.0) & (np.abs(self._gx) < 1.6)
+        self._flow_region[:, 1::2] = False
+        self._flow_region[1::2, :] = False
         cx = np.arange(-c.corridor_half_m + 0.05, c.corridor_half_m, 0.1)
         cd = np.arange(0.05, c.corridor_length_m, 0.1)
         self._cov_x, self._cov_d = (a.ravel() for a in np.meshgrid(cx, cd))
@@ -272,10 +279,9 @@ class PathWatcher:
         return np.asarray(s @ hmat @ a, dtype=np.float64)
 
     def _update_reference(self, ipm: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> None:
-        ref = seen & (self._gd > -0.9) & (self._gd < -0.2) & (np.abs(self._gx) < 1.2)
+        ref = seen & self._front_strip
         if ref.sum() < 40:  # too little ground in front of the walker: add the ground beside the heels
-            beside = (np.abs(self._gx) > 0.45) & (np.abs(self._gx) < 1.5)
-            ref |= seen & (self._gd > -0.9) & (self._gd < 0.8) & beside
+            ref |= seen & self._beside_heels
         if ref.sum() < 20:
             return
         px = ipm[ref].astype(np.float64)
@@ -290,10 +296,9 @@ class PathWatcher:
     def _not_ground(self, ipm: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
         if self._ref is None or self._spread is None:
             return np.zeros(seen.shape, bool)
-        spread = np.maximum(self._spread, (4.0, 1.5, 1.5)).astype(np.float32)
-        z = np.abs(ipm - self._ref.astype(np.float32)) / spread
-        score = z.max(axis=2)  # no smoothing: a pole's trace is one or two cells wide
-        out = (score > self.config.anomaly_z) & seen & (self._gd > 0.15)
+        limit = (self.config.anomaly_z * np.maximum(self._spread, (4.0, 1.5, 1.5))).astype(np.float32)
+        # No smoothing: a pole's trace is one or two cells wide.
+        out = (np.abs(ipm - self._ref.astype(np.float32)) > limit).any(axis=2) & seen & self._behind
         return np.asarray(out)
 
     def _blobs(
@@ -358,27 +363,17 @@ class PathWatcher:
         dt = t_s - t0
         if not 0.02 < dt < 0.5:
             return
-        pick = seen & (self._gd > -0.9) & (self._gd < 3.0) & (np.abs(self._gx) < 1.6)
-        pick[:, 1::2] = False
-        pick[1::2, :] = False
-        rows, cols = np.nonzero(pick)
+        rows, cols = np.nonzero(seen & self._flow_region)
         if len(rows) < 12:
             return
         u0, v0 = ground0.to_image(self._xs[cols], self._ds[rows])
         p0 = (np.stack([u0, v0], axis=1) * 0.5 - 0.25).astype(np.float32)
         if not np.isfinite(p0).all():
             return
-        # Only points with texture to follow: on a bare patch Lucas-Kanade stays put, which reads as "not
-        # moving" and pulled the walker's speed low by a fifth. The 64 best-textured points are followed.
-        gh, gw = gray0.shape
-        iu = np.clip(p0[:, 0].round().astype(int), 0, gw - 1)
-        iv = np.clip(p0[:, 1].round().astype(int), 0, gh - 1)
-        texture = cv2.cornerMinEigenVal(gray0, 5)[iv, iu]
-        best = np.argsort(-texture)[:64]
-        best = best[texture[best] > c.min_texture]
-        if len(best) < 12:
-            return
-        rows, cols, p0 = rows[best], cols[best], p0[best].reshape(-1, 1, 2)
+        if len(p0) > 64:
+            keep = np.linspace(0, len(p0) - 1, 64).astype(int)
+            rows, cols, p0 = rows[keep], cols[keep], p0[keep]
+        p0 = p0.reshape(-1, 1, 2)
         p1, status, _ = cv2.calcOpticalFlowPyrLK(
             gray0,
             gray,
