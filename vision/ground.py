@@ -149,26 +149,23 @@ def body_rows(pose: Pose, frame_wh: tuple[int, int]) -> tuple[float, float, floa
 def solve_pitch_distance(
     f: float, cy: float, contact_v: float, eye_v: float, eye_h: float, camera_h: float
 ) -> tuple[float, float]:
-    """Pitch (down, rad) and horizontal distance to the heel point from two rows of a vertical body whose
-    eyes are `eye_h` above the contact point, for a camera `camera_h` above the ground."""
+    """Pitch (down, rad) and horizontal distance to the contact point from two rows of a vertical body
+    whose eyes are `eye_h` above the contact point, for a camera `camera_h` above it.
+
+    With A and B the depression angles of the contact and eye rays (A - B = a - b = d, fixed by the
+    rows), tan A = h / D and tan B = (h - eye_h) / D give h = eye_h sin A cos B / sin d
+    = eye_h / 2 (1 + sin(A + B) / sin d), so A + B = asin((2 h / eye_h - 1) sin d). The implied height
+    rises with the pitch only while A + B < 90 deg (an earlier bisection assumed it always did and
+    failed for a phone held high and close); of the two solutions the one with the mean ray less than
+    45 deg down is taken (the other puts the camera nearly above the walker). A height the rows cannot
+    give is clamped to the largest they can."""
     a = math.atan((contact_v - cy) / f)
     b = math.atan((eye_v - cy) / f)
-
-    def dist(theta: float) -> float:
-        return eye_h / (math.tan(theta + a) - math.tan(theta + b))
-
-    lo, hi = math.radians(-40.0), math.radians(70.0)
-    lo = max(lo, -a + 1e-3)  # the contact ray must point down
-    for _ in range(50):
-        mid = (lo + hi) / 2
-        # camera height implied by `mid`; it grows with the pitch
-        implied = dist(mid) * math.tan(mid + a)
-        if implied < camera_h:
-            lo = mid
-        else:
-            hi = mid
-    theta = (lo + hi) / 2
-    return theta, dist(theta)
+    d = a - b
+    s = (2.0 * camera_h / eye_h - 1.0) * math.sin(d)
+    theta = (math.asin(max(-1.0, min(1.0, s))) - a - b) / 2.0
+    depression = max(theta + a, 1e-3)
+    return theta, camera_h / math.tan(depression)
 
 
 class GroundTracker:

@@ -148,17 +148,17 @@ def _quantile(values: npt.NDArray[np.intp], q: float) -> int:
 
 def _mode_2d(
     dx: npt.NDArray[np.float64], dy: npt.NDArray[np.float64], radius: float, steps: int = 4
-) -> tuple[float, float]:
-    """The densest point of a 2-D cloud (mean shift with a flat kernel from the median). Ground points
-    all move alike; points stuck to the walker (the edge of their body, their shadow) do not move at all
-    and dragged a plain median towards zero."""
+) -> tuple[float, float, int]:
+    """The densest point of a 2-D cloud (mean shift with a flat kernel from the median) and how many
+    points lie within `radius` of it. Ground points all move alike; points stuck to the walker (the edge
+    of their body, their shadow) do not move at all and dragged a plain median towards zero."""
     mx, my = float(np.median(dx)), float(np.median(dy))
     for _ in range(steps):
         near = np.hypot(dx - mx, dy - my) <= radius
         if near.sum() < 3:
             break
         mx, my = float(dx[near].mean()), float(dy[near].mean())
-    return mx, my
+    return mx, my, int((np.hypot(dx - mx, dy - my) <= radius).sum())
 
 
 @dataclass(frozen=True)
@@ -317,7 +317,11 @@ class PathWatcher:
             rows, cols = np.nonzero(labels[box] == i)
             rows, cols = rows + top, cols + left
             ds = self._ds[rows]
-            base = float(self._ds[_quantile(rows, 0.03)])
+            # The base is the nearest row the blob holds with two cells or more: a single cell is noise,
+            # and a percentile of all cells sat 0.2-0.3 m beyond a thin pole's base (its trace is long).
+            per_row = np.bincount(rows - int(rows.min()))
+            solid = np.nonzero(per_row >= 2)[0]
+            base = float(self._ds[int(rows.min()) + (int(solid[0]) if len(solid) else 0)])
             band = ds <= base + c.base_band_m
             c0, c1 = _quantile(cols[band], 0.05), _quantile(cols[band], 0.95)
             # A part hidden behind the walker's body may continue the obstacle: across the base rows, the
@@ -392,7 +396,9 @@ class PathWatcher:
         good = np.isfinite(x1) & np.isfinite(d1)
         if good.sum() < 10:
             return
-        mx, md = _mode_2d(x1[good] - x0[good], d1[good] - d0[good], c.flow_mode_radius_m)
+        mx, md, support = _mode_2d(x1[good] - x0[good], d1[good] - d0[good], c.flow_mode_radius_m)
+        if support < max(8, 0.3 * int(good.sum())):
+            return  # no clear common motion: not the ground's (a body, a shadow, a moving thing)
         vx, vd = -mx / dt, -md / dt
         speed = math.hypot(vx, vd)
         if speed > 3.0:

@@ -1,0 +1,501 @@
+"""What lies behind the walker (vision/obstacles.py), through the real pipeline (MediaPipe pose and body
+mask) on generated scenes with exact truth: coverage, walking direction and speed, obstacles tracked and
+warned with a time to contact, silence for a clear path and for a walker who stands still or faces away,
+and the "I cannot see behind you" notice."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from tests.conftest import clip_path, read_frames
+from vision.ground import GroundConfig, GroundTracker
+from vision.obstacles import PathConfig, PathWatcher
+from vision.pipeline import Pipeline, PipelineConfig
+from vision.pose import PoseEstimator
+from vision.scenario import Renderer, ScenarioSpec, Scene, Truth, build_truth, parse_spec
+from vision.types import Analysis, Hazard
+
+WALKER_CLIP = "squats_facing_camera.mp4"
+NOT_OBSTACLES = frozenset({"path_hidden", "walker_lost"})  # a notice and a blindness cue
+
+
+def clips_dir() -> Path:
+    return clip_path(WALKER_CLIP).parent  # skips the test when ../shared/clips is absent
+
+
+def obstacle_hazards(a: Analysis) -> list[Hazard]:
+    return [h for h in a.hazards if h.kind not in NOT_OBSTACLES]
+
+
+@dataclass
+class Rendered:
+    """A generated scene rendered frame by frame, with what truth.json would say about each frame."""
+
+    spec: ScenarioSpec
+    truth: Truth
+    bgr: list[npt.NDArray[np.uint8]]
+    coverage: list[float]
+    position_m: list[npt.NDArray[np.float64]]  # the camera's, per frame
+    heel_z: list[float]
+
+    def t(self, k: int) -> float:
+        return k / self.spec.fps
+
+    def heading_deg(self, k: int, mirrored: bool = False) -> float:
+        """The walking direction (world +Z) seen from the camera, relative to its line of sight to the heels,
+        positive towards the camera's right; a mirrored frame turns it the other way."""
+        pos = self.position_m[k]
+        h = math.degrees(math.atan2(0.0 - pos[0], self.heel_z[k] - pos[2]))
+        return h if mirrored else -h
+
+
+def render_scene(fields: dict[str, Any]) -> Rendered:
+    spec = parse_spec(fields)
+    renderer = Renderer(spec, clips_dir())
+    scene = Scene(spec)
+    frames = [renderer.frame(k) for k in range(spec.frame_count)]
+    return Rendered(
+        spec,
+        build_truth(spec),
+        [f.bgr for f in frames],
+        [f.coverage for f in frames],
+        [f.pose.position_m for f in frames],
+        [scene.heel_z(k / spec.fps) for k in range(spec.frame_count)],
+    )
+
+
+def analyse(scene: Rendered, config: PipelineConfig | None = None, mirror: bool = False) -> list[Analysis]:
+    pipeline = Pipeline(config)
+    try:
+        return [
+            pipeline.process(cv2.flip(bgr, 1) if mirror else bgr, round(1000 * scene.t(k)))
+            for k, bgr in enumerate(scene.bgr)
+        ]
+    finally:
+        pipeline.close()
+
+
+def with_path(runs: list[Analysis]) -> list[tuple[int, dict[str, Any]]]:
+    out = [(k, a.path) for k, a in enumerate(runs) if a.path]
+    assert len(out) >= 0.9 * len(runs), f"the ground was known in only {len(out)} of {len(runs)} frames"
+    return out
+
+
+# Walker 2 m from a phone 1.4 m up, walking backwards at 0.6 m/s (clear_asphalt_front, shortened).
+FRONT_WALK = {
+    "name": "front_walk",
+    "duration_s": 4.0,
+    "seed": 38,
+    "walker": {"speed_mps": 0.6},
+    "camera": {"distance_m": 2.0, "height_m": 1.4, "shake_deg": 0.5, "shake_m": 0.005},
+}
+# The same with the partner 1 m to the walker's left, on paving.
+OFFSET_WALK = {
+    **FRONT_WALK,
+    "name": "offset_walk",
+    "seed": 7,
+    "camera": {**FRONT_WALK["camera"], "partner_offset_m": 1.0},
+    "ground": {"texture": "paving"},
+}
+# The walker stands still, partner straight in front.
+FRONT_STAND = {**FRONT_WALK, "name": "front_stand", "seed": 3, "walker": {"speed_mps": 0.0}}
+# pole_left_off05, shortened: a pole on the walker's left half of the path, walker at 1 m/s, partner 0.5 m
+# to the walker's left; the heels reach the pole at 4.0 s, just after the clip.
+POLE = {"id": "pole", "kind": "pole", "distance_m": 4.0, "lateral_m": 0.25, "variant": 1}
+POLE_WALK = {
+    "name": "pole_walk",
+    "duration_s": 3.6,
+    "seed": 12,
+    "walker": {"speed_mps": 1.0},
+    "camera": {
+        "distance_m": 2.5,
+        "height_m": 1.3,
+        "partner_offset_m": 0.5,
+        "shake_deg": 0.8,
+        "shake_m": 0.01,
+    },
+    "ground": {"texture": "concrete"},
+    "obstacles": [POLE],
+}
+# The walker stands still, partner 0.5 m to the side, the usual hand shake; a pole stands 1.6 m behind.
+STAND_SHAKY = {
+    **POLE_WALK,
+    "name": "stand_shaky",
+    "duration_s": 2.5,
+    "walker": {"speed_mps": 0.0},
+    "obstacles": [{**POLE, "distance_m": 1.6}],
+}
+# The walker stands still; a pedestrian walks towards them along the corridor at 0.8 m/s, from 4.5 m to
+# 1.7 m behind the heels (the phone held steadier).
+PERSON_STAND = {
+    "name": "person_stand",
+    "duration_s": 3.6,
+    "seed": 21,
+    "walker": {"speed_mps": 0.0},
+    "camera": {
+        "distance_m": 2.5,
+        "height_m": 1.4,
+        "partner_offset_m": 0.5,
+        "shake_deg": 0.5,
+        "shake_m": 0.005,
+    },
+    "ground": {"texture": "asphalt"},
+    "obstacles": [{"id": "ped", "kind": "person", "distance_m": 4.5, "lateral_m": 0.2, "speed_mps": 0.8}],
+}
+
+
+@pytest.fixture(scope="module")
+def front_walk() -> Rendered:
+    return render_scene(FRONT_WALK)
+
+
+@pytest.fixture(scope="module")
+def offset_walk() -> Rendered:
+    return render_scene(OFFSET_WALK)
+
+
+@pytest.fixture(scope="module")
+def front_stand() -> Rendered:
+    return render_scene(FRONT_STAND)
+
+
+@pytest.fixture(scope="module")
+def pole_walk() -> Rendered:
+    return render_scene(POLE_WALK)
+
+
+@pytest.fixture(scope="module")
+def stand_shaky() -> Rendered:
+    return render_scene(STAND_SHAKY)
+
+
+@pytest.fixture(scope="module")
+def person_stand() -> Rendered:
+    return render_scene(PERSON_STAND)
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, list[Analysis]]:
+    """Pipeline runs, computed once on first use: {name: analyses}."""
+    return {}
+
+
+def run_of(name: str, request: pytest.FixtureRequest) -> list[Analysis]:
+    cache: dict[str, list[Analysis]] = request.getfixturevalue("runs")
+    if name not in cache:
+        scene_name, _, variant = name.partition(":")
+        scene: Rendered = request.getfixturevalue(scene_name)
+        if variant == "mirrored":
+            cache[name] = analyse(scene, mirror=True)
+        elif variant == "priors":
+            # the app told the phone's height and the walker's stature: the geometry is right, what is
+            # left is the obstacle code's own error
+            spec = scene.spec
+            ground = GroundConfig(camera_height_m=spec.camera.height_m, walker_height_m=spec.walker.height_m)
+            cache[name] = analyse(scene, PipelineConfig(ground=ground))
+        else:
+            cache[name] = analyse(scene)
+    return cache[name]
+
+
+# ------------------------------------------------------------------------------------------ coverage
+
+
+FLOW_OUTLIERS = (
+    "vision/obstacles.py PathWatcher._ego_motion accepts a flow measurement however few tracked points agree "
+    "with its mode: in the 1 m-offset walk mirrored (the partner on the walker's right), four successive "
+    "measurements at 1.2-1.6 s have 0-5 of about 60 points within flow_mode_radius_m of the mode and point 45"
+    " deg sideways at 0.7-1.5 m/s. They pass the 3 m/s and 45 deg plausibility checks and enter the median in"
+    " GroundTracker.update_heading, which then reads -9 to -18 deg instead of -25.5 from 1.5 s to the end "
+    "(and the walker's speed 0.7-0.86 m/s for 0.6). The corridor is turned about 12 deg, 0.6 m off 3 m back,"
+    " and coverage reads 0.58-0.81 instead of 0.92 (median error 0.28). The unmirrored walk is within 4 deg"
+)
+MIRRORED_OFFSET = "offset_walk:mirrored"  # once failed: FLOW_OUTLIERS says how
+
+
+@pytest.mark.parametrize("name", ["front_walk", "offset_walk", MIRRORED_OFFSET])
+def test_coverage_matches_the_truth(name: str, request: pytest.FixtureRequest) -> None:
+    """The share of the next 3 m of corridor the camera sees, against the renderer's label image: about a
+    quarter with the partner straight in front (the walker's body hides the rest), nearly all with 1 m of
+    offset (either side: a mirrored frame is the scene with the partner on the other side)."""
+    scene: Rendered = request.getfixturevalue(name.partition(":")[0])
+    errors = [abs(path["coverage"] - scene.coverage[k]) for k, path in with_path(run_of(name, request))]
+    assert float(np.median(errors)) <= 0.15, (float(np.median(errors)), float(np.median(scene.coverage)))
+
+
+# -------------------------------------------------------------------------- walking speed and heading
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "front_walk",
+        "offset_walk",
+        "pole_walk:priors",  # at 1.0 m/s; with the default camera-height prior (1.4 m for a 1.3 m phone)
+        # the ground's scale is off and the speed reads 15-25% low
+        "front_stand",
+        "stand_shaky",  # standing, with the suite's usual hand shake (0.8 deg, 1 cm)
+        "person_stand",  # standing, while a pedestrian walks towards them
+    ],
+)
+def test_walker_speed_from_the_ground_flow(name: str, request: pytest.FixtureRequest) -> None:
+    scene: Rendered = request.getfixturevalue(name.partition(":")[0])
+    late = [p["walker_speed_mps"] for k, p in with_path(run_of(name, request)) if scene.t(k) >= 1.0]
+    assert late and None not in late
+    truth = scene.spec.walker.speed_mps
+    if truth == 0:
+        assert max(late) < PathConfig().moving_mps, late
+    else:
+        assert float(np.median(late)) == pytest.approx(truth, rel=0.3), late
+
+
+@pytest.mark.parametrize("name", ["front_walk", "offset_walk", MIRRORED_OFFSET])
+def test_walking_direction_follows_the_partners_offset(name: str, request: pytest.FixtureRequest) -> None:
+    """With the partner 1 m to the side, the path is atan(1 / 2.1) = 25 deg off the line of sight to the
+    heels, to the camera's right when the partner is on the walker's left; the ground's flow finds it. With
+    the partner straight in front it is the line of sight."""
+    scene: Rendered = request.getfixturevalue(name.partition(":")[0])
+    mirrored = name.endswith("mirrored")
+    got = [(k, p["heading_deg"]) for k, p in with_path(run_of(name, request)) if scene.t(k) >= 1.5]
+    assert got
+    for k, heading in got:
+        truth = scene.heading_deg(k, mirrored)
+        assert abs(truth) > 20 if scene.spec.camera.partner_offset_m else abs(truth) < 1
+        assert heading == pytest.approx(truth, abs=6.0), f"t={scene.t(k):.2f} s"
+
+
+# ------------------------------------------------------------------------------------------ obstacles
+
+
+@pytest.mark.parametrize("name", ["front_walk", "offset_walk", "front_stand"])
+def test_a_clear_path_gives_no_obstacle_hazard(name: str, request: pytest.FixtureRequest) -> None:
+    runs = run_of(name, request)
+    assert not any(h.kind == "walker_lost" for a in runs for h in a.hazards)
+    noisy = [(k, obstacle_hazards(a)) for k, a in enumerate(runs) if obstacle_hazards(a)]
+    assert noisy == []
+
+
+SUITE = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+@pytest.fixture(scope="module")
+def grass_control() -> Rendered:
+    """The suite's clear-path control on grass (partner 1 m to the side, walker at 1 m/s), first 2.4 s."""
+    data = json.loads((SUITE / "clear_grass_off10_cloud.json").read_text())
+    assert data["control"] is True and data["obstacles"] == []
+    return render_scene({**data, "name": "clear_grass_off10_cloud", "duration_s": 2.4})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "vision/obstacles.py takes grass's large colour patches (yellow-green against dark green, metres "
+        "across) behind the walker for obstacles: its ground model is the colour of the strip in front of the"
+        " walker, and cells 4.5 robust spreads away from it are not ground. On the suite's clear-path control"
+        " clear_grass_off10_cloud it reports an obstacle in the corridor about 1 m behind the heels with a "
+        "TTC of 0.75-1.2 s (stop tier) at 1.6-1.9 s, and more later in the full clip (TTC 2.0-2.5 s at "
+        "3.5-3.8 s, 0.7-1.4 s at 7.5-7.9 s); a 0.6 m/s walk on another grass variant gets one at 1.2-1.3 m, "
+        "TTC 1.6-2.8 s, while its coverage falls to 0.2 (truth 0.92)"
+    ),
+)
+def test_a_clear_grass_path_gives_no_obstacle_hazard(request: pytest.FixtureRequest) -> None:
+    runs = run_of("grass_control", request)
+    assert len(with_path(runs)) >= 0.9 * len(runs)
+    noisy = [(k, obstacle_hazards(a)) for k, a in enumerate(runs) if obstacle_hazards(a)]
+    assert noisy == []
+
+
+def test_a_pole_in_the_corridor_is_tracked_and_warned_in_time(request: pytest.FixtureRequest) -> None:
+    """The app's default priors (a 1.4 m phone; this one is at 1.3 m): the pole is reported in the corridor,
+    on the walker's left, at its distance, and warned about with a time to contact at least 2 s before the
+    heels reach it."""
+    scene: Rendered = request.getfixturevalue("pole_walk")
+    runs = run_of("pole_walk", request)
+    (summary,) = scene.truth.summaries
+    assert summary.contact_t_s == pytest.approx(4.0) and summary.deadline_t_s is not None
+    located = []
+    for k, a in enumerate(runs):
+        truth = scene.truth.obstacles[k][0]
+        assert truth.in_corridor and truth.side == "left"
+        for ob in a.path.get("obstacles", []):
+            if (
+                ob["in_corridor"]
+                and ob["side"] == "left"
+                and abs(ob["distance_m"] / truth.distance_m - 1) <= 0.25
+            ):
+                located.append(k)
+    assert located, "the pole was never reported in the corridor, on the walker's left, at its distance"
+    warned = [(scene.t(k), h) for k, a in enumerate(runs) for h in obstacle_hazards(a)]
+    assert warned, "no obstacle hazard before contact"
+    first_t, first = warned[0]
+    assert first.ttc_s is not None and first.ttc_s > 0 and first.distance_m is not None
+    # the project's goal: warned at least 2 s before contact
+    assert first_t <= summary.deadline_t_s, (
+        f"first warning at {first_t:.2f} s, due by {summary.deadline_t_s:.2f}"
+    )
+
+
+def test_the_pole_is_placed_at_its_distance_when_the_ground_is_right(request: pytest.FixtureRequest) -> None:
+    """With the phone's height and the walker's stature told (the geometry is right), the pole's distance
+    behind the heels comes out within 10% from 3 m in to 1.5 m. (The last metre: see the next test.)"""
+    scene: Rendered = request.getfixturevalue("pole_walk")
+    runs = run_of("pole_walk:priors", request)
+    frames, errors = 0, []
+    for k, a in enumerate(runs):
+        truth = scene.truth.obstacles[k][0].distance_m
+        if not 1.5 <= truth <= 3.0:
+            continue
+        frames += 1
+        found = [o["distance_m"] for o in a.path.get("obstacles", []) if o["in_corridor"]]
+        if found:
+            errors.append(min(abs(d / truth - 1) for d in found))
+    assert len(errors) >= 0.8 * frames, f"tracked in {len(errors)} of {frames} frames"
+    assert max(errors) <= 0.10, [round(e, 2) for e in errors]
+
+
+def test_time_to_contact_follows_the_truth_into_the_last_second(request: pytest.FixtureRequest) -> None:
+    """Same pole, with the ground's priors right (so the geometry is not to blame): once the truth's time
+    to contact is in the urgent and stop tiers (0.5-1.5 s), the reported one stays within 30% of it."""
+    scene: Rendered = request.getfixturevalue("pole_walk")
+    runs = run_of("pole_walk:priors", request)
+    ratios = []
+    for k, a in enumerate(runs):
+        truth = scene.truth.obstacles[k][0].ttc_s
+        if truth is None or not 0.5 <= truth <= 1.5:
+            continue
+        ttcs = [h.ttc_s for h in obstacle_hazards(a) if h.ttc_s is not None]
+        ratios.append(min(ttcs) / truth if ttcs else math.inf)  # no warning then is as bad as a late one
+    assert len(ratios) >= 10
+    assert all(0.7 <= r <= 1.3 for r in ratios), [round(r, 2) for r in ratios]
+
+
+def test_a_walker_standing_still_hears_nothing_about_a_pole(request: pytest.FixtureRequest) -> None:
+    """A pole stands 1.6 m behind a walker who does not move: it is tracked in the corridor, and nothing is
+    said (nothing closes on anything)."""
+    runs = run_of("stand_shaky", request)
+    # The pole stands 5-15 cm inside the corridor's edge, so its in-corridor flag flickers with the hand's
+    # shake; tracked in the corridor in a quarter of the frames is enough to show it is seen.
+    seen = [k for k, a in enumerate(runs) if any(o["in_corridor"] for o in a.path.get("obstacles", []))]
+    assert len(seen) >= 0.25 * len(runs), (
+        "the pole should be tracked in the corridor (else this proves nothing)"
+    )
+    assert [(k, obstacle_hazards(a)) for k, a in enumerate(runs) if obstacle_hazards(a)] == []
+
+
+def test_a_walker_standing_still_hears_nothing_about_someone_walking_up(
+    request: pytest.FixtureRequest,
+) -> None:
+    """A pedestrian walks up to a walker who stands still. They are tracked in the corridor, closing at
+    their own speed, in time to warn; what keeps the walker's ears free is only the policy in
+    PathWatcher._hazards: time to contact is about the walker walking into something, so a walker who is
+    not walking hears nothing. (The scenario truth does not model that policy: it expects an advisory at
+    2.67 s, when the pedestrian's TTC falls to 3 s.)"""
+    scene: Rendered = request.getfixturevalue("person_stand")
+    runs = run_of("person_stand", request)
+    closing = []
+    for k, a in enumerate(runs):
+        truth = scene.truth.obstacles[k][0]
+        for o in a.path.get("obstacles", []):
+            if o["in_corridor"] and truth.in_corridor and abs(o["distance_m"] - truth.distance_m) < 0.5:
+                closing.append(o["closing_mps"])
+    assert len(closing) >= 0.25 * len(runs), "the pedestrian should be tracked in the corridor"
+    assert float(np.median(closing)) == pytest.approx(0.8, rel=0.35)  # closing at their walking speed
+    speeds = [p["walker_speed_mps"] for _, p in with_path(runs) if p["walker_speed_mps"] is not None]
+    assert max(speeds) < PathConfig().moving_mps, speeds
+    assert [(k, obstacle_hazards(a)) for k, a in enumerate(runs) if obstacle_hazards(a)] == []
+
+
+def test_a_walker_facing_away_hears_nothing_about_an_obstacle(request: pytest.FixtureRequest) -> None:
+    """A walker with their back to the camera walks forwards and sees the path: the same frames that give
+    a facing walker a warning give no obstacle cue when the watcher is told they face away."""
+    scene: Rendered = request.getfixturevalue("pole_walk")
+    assert any(obstacle_hazards(a) for a in run_of("pole_walk", request))  # facing: warned
+    estimator = PoseEstimator(num_poses=1, segmentation=True)
+    watcher = PathWatcher(ground=GroundTracker())
+    views = []
+    try:
+        for k, bgr in enumerate(scene.bgr):
+            rgb = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), np.uint8)
+            people, masks = estimator.detect_with_masks(rgb, round(1000 * scene.t(k)))
+            if not people:
+                continue
+            ground = watcher.ground.update(people[0], (bgr.shape[1], bgr.shape[0]))
+            if ground is None:
+                continue
+            result = watcher.update(bgr, ground, masks[0], scene.t(k), facing_camera=False)
+            assert [h for h in result.hazards if h.kind not in NOT_OBSTACLES] == [], f"t={scene.t(k):.2f} s"
+            assert result.view["facing_camera"] is False
+            views.append(result.view)
+    finally:
+        estimator.close()
+    assert len(views) >= 0.9 * len(scene.bgr)
+    assert any(o["in_corridor"] for v in views for o in v["obstacles"])  # the pole was there to warn about
+
+
+# ------------------------------------------------------------------------------------- path_hidden
+
+
+def hidden_times(scene: Rendered, runs: list[Analysis]) -> list[float]:
+    return [scene.t(k) for k, a in enumerate(runs) if any(h.kind == "path_hidden" for h in a.hazards)]
+
+
+def test_path_hidden_when_walking_backwards_unseen(request: pytest.FixtureRequest) -> None:
+    """Partner straight in front, walker backing away: the corridor stays mostly hidden by the walker's
+    body, so after a few seconds the walker is told that the path is not seen: a notice, under one key
+    (the alert policy says it once)."""
+    scene: Rendered = request.getfixturevalue("front_walk")
+    runs = run_of("front_walk", request)
+    c = PathConfig()
+    assert float(np.median([p["coverage"] for _, p in with_path(runs)])) < c.coverage_low
+    times = hidden_times(scene, runs)
+    assert times, "no path_hidden notice while walking backwards with the path hidden"
+    assert c.blind_notice_s <= times[0] <= c.blind_notice_s + 1.0
+    notices = [h for a in runs for h in a.hazards if h.kind == "path_hidden"]
+    assert {(h.tier, h.key, h.distance_m, h.ttc_s) for h in notices} == {
+        ("advisory", "path_hidden", None, None)
+    }
+    assert all(h.text for h in notices)
+
+
+@pytest.mark.parametrize("name", ["offset_walk", "front_stand"])
+def test_no_path_hidden_when_the_path_is_seen_or_the_walker_stands(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    scene: Rendered = request.getfixturevalue(name)
+    runs = run_of(name, request)
+    if name == "front_stand":  # as hidden as above: only the standing makes the difference
+        assert float(np.median([p["coverage"] for _, p in with_path(runs)])) < PathConfig().coverage_low
+    assert scene.spec.duration_s >= PathConfig().blind_notice_s + 1.0
+    assert hidden_times(scene, runs) == []
+
+
+# ------------------------------------------------------------------------------------------- facing
+
+
+def test_a_mirrored_walker_still_faces_the_camera(request: pytest.FixtureRequest) -> None:
+    """Mirroring the frame (as a selfie camera does) does not turn a walker round: a mirrored front view is
+    a front view, and MediaPipe names the body's sides from the body, so the left shoulder stays on the
+    image's right. (A mirror cannot stand in for a view from behind; the real one is tested below.)"""
+    paths = with_path(run_of("offset_walk:mirrored", request))
+    assert all(p["facing_camera"] for _, p in paths)
+
+
+def test_people_seen_from_behind_do_not_face_the_camera() -> None:
+    """Real footage: people walk up to a static camera's table with their backs to it."""
+    frames = read_frames("people_step_up_one_by_one.mp4", limit=192)[80:192:2]
+    pipeline = Pipeline()
+    try:
+        paths = [a.path for i, f in enumerate(frames) if (a := pipeline.process(f, i * 200)).path]
+    finally:
+        pipeline.close()
+    assert len(paths) >= 0.8 * len(frames)
+    assert not any(p["facing_camera"] for p in paths)
