@@ -22,6 +22,7 @@ from vision.treadmill import (
     NOTICE_LOST,
     NOTICE_MOVED,
     NOTICE_PARTIAL,
+    NOTICE_SIDE_VIEW,
     Calibration,
     TreadmillConfig,
     TreadmillMonitor,
@@ -256,11 +257,16 @@ def test_calibration_notice_then_calibrated_and_recalibrate() -> None:
         and states[0][1].notice == NOTICE_CALIBRATE
         and states[0][1].zone == "unknown"
     )
-    assert not states[-1][1].calibrating and states[-1][1].notice is None and states[-1][1].zone == "centre"
+    # Side view: the walker is told that sideways drift is warned late, then the notice goes.
+    assert not states[-1][1].calibrating and states[-1][1].notice == NOTICE_SIDE_VIEW
+    assert states[-1][1].zone == "centre"
+    t1 = 2.5 + monitor.config.side_view_notice_s
+    later = run(monitor, lambda t: replace(body, gait_phase=t / 1.1), 2.5, t1)
+    assert later[-1][1].notice is None
     monitor.recalibrate()
     # Recalibrated somewhere else on the belt: that spot becomes the centre.
     moved = replace(body, along_bh=0.15)
-    states = run(monitor, lambda t: replace(moved, gait_phase=t / 1.1), 2.5, 5.0)
+    states = run(monitor, lambda t: replace(moved, gait_phase=t / 1.1), t1, t1 + 2.5)
     assert states[0][1].calibrating and states[0][1].notice == NOTICE_CALIBRATE
     assert not states[-1][1].calibrating and states[-1][1].zone == "centre"
 
@@ -402,6 +408,51 @@ def test_a_stalled_walker_drifting_at_belt_speed_is_warned_before_the_edge(speed
             for s in at_edge
         )
     assert leads[0.3] > leads[0.0] + 0.05
+
+
+@pytest.mark.parametrize(("speed_mps", "away"), [(0.1, True), (0.2, True), (0.3, False), (0.2, False)])
+def test_sideways_drift_in_side_view_is_warned_at_the_side(speed_mps: float, away: bool) -> None:
+    """Side view: sideways is depth, read from the body's size and the feet's ground line together, with the
+    drift's speed as look-ahead. The warning line sits just past the side (a real runner's estimate wanders
+    as far as the side: docs/treadmill.md), so even on clean poses the cue comes a little after a foot
+    reaches the side, not before: within 0.7 s of it (the size alone, 1 s fits and no look-ahead: 0.6-0.8 s
+    after it here, 0.3-1.5 s on real footage)."""
+    body = backward_walker()
+    monitor = calibrated(body)
+    cal = monitor.calibration
+    assert cal is not None
+    start, v_bh = 4.0, speed_mps / 1.75 * (1 if away else -1)
+    states = run(
+        monitor, lambda t: replace(body, gait_phase=t / 1.1, across_bh=max(0.0, t - start) * v_bh), 3.2, 8.0
+    )
+    # Facing the back end (+x), this walker's left is away from the phone.
+    side = "left" if away else "right"
+    crossing = start + (cal.end(side) - monitor.config.side_reach_bh) / abs(v_bh)
+    warned = next(t for t, s in states if any(h.kind == "edge_side" and h.side == side for h in s.hazards))
+    assert start < warned < crossing + 0.7
+
+
+def test_only_side_view_is_told_that_sideways_drift_is_warned_late() -> None:
+    front = calibrated(Body(view="front", facing=-1), walking=False)
+    state = front.update(Body(view="front", facing=-1).pose(), 3300, (360, 640), 120.0)
+    assert not state.calibrating and state.notice is None
+    side = calibrated(backward_walker())
+    state = side.update(backward_walker(gait_phase=0.0).pose(), 3300, (360, 640), 120.0)
+    assert state.notice == NOTICE_SIDE_VIEW
+
+
+def test_a_walker_swaying_sideways_in_side_view_is_not_warned() -> None:
+    """The control: a walker wandering 5 cm either way with pose jitter, in side view, hears nothing."""
+    body = backward_walker()
+    monitor = calibrated(body)
+    rng = np.random.default_rng(5)
+
+    def at(t: float) -> Body:
+        sway = 0.03 * math.sin(2 * math.pi * t / 4.0) + 0.004 * rng.standard_normal()
+        return replace(body, gait_phase=t / 1.1, across_bh=sway)
+
+    states = run(monitor, at, 3.2, 30.0)
+    assert all(s.zone == "centre" and not s.hazards for _, s in states)
 
 
 def test_warning_onset_is_heard_once_through_the_alert_policy() -> None:

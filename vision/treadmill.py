@@ -8,9 +8,11 @@ for any user size and camera distance; `TreadmillConfig.body_height_m` turns bh 
 
 Views. Calibration tells a side view (shoulders nearly on top of each other) from a front/back view.
 - Side view: along the belt is the image's horizontal, measured directly (hip, plus the feet's reach past
-  it). Sideways is depth, seen only as a change of the body's size, d = D0 (S0/S - 1), with D0 the camera
-  distance from an assumed phone focal length: at 2-3 m this is too coarse for an early warning, so
-  sideways in side view is warned only once clearly past the side.
+  it). Sideways is depth, from two cues averaged: the body's size, d = D0 (S0/S - 1), with D0 the camera
+  distance from an assumed phone focal length, and the feet's ground line (as in front/back view). The two
+  agree closely with each other yet wander together by up to 0.06-0.08 bh (10-14 cm) on a real runner,
+  as much as the room between the feet and the side of a 50 cm belt, so sideways in side view is warned
+  only at or just past the side, and the walker is told so after calibrating (`NOTICE_SIDE_VIEW`).
 - Front/back view: along the belt is depth, from two cues averaged: the hip width (bending, squatting or
   rolling the shoulders does not change it) and the feet's height in the image (the belt's ground line, for
   a level pinhole camera). Sideways is the image's horizontal, read from the feet themselves.
@@ -77,6 +79,11 @@ NOTICE_DARK = "Too dark"
 NOTICE_PARTIAL = "Move so your whole body is in view"
 NOTICE_MOVED = "The phone moved: recalibrate"
 NOTICE_LOST = "Walker not in view"
+# Side view sees sideways only as depth, too coarse to warn before a foot reaches the side (see the docs).
+NOTICE_SIDE_VIEW = (
+    "Side view: drifting sideways is warned only at the belt's side. "
+    "Put the phone in front or behind for earlier warnings"
+)
 
 # BlazePose landmark indices.
 NOSE, L_EAR, R_EAR = 0, 7, 8
@@ -136,9 +143,16 @@ class TreadmillConfig:
     warn_margin_bh: float = _p(0.10, 0.0, 0.4, "bh", "warn this far inside the belt's ends")
     side_margin_bh: float = _p(0.05, 0.0, 0.3, "bh", "warn this far inside the belt's sides")
     side_view_sideways_margin_bh: float = _p(
-        -0.08, -0.3, 0.3, "bh", "side view, sideways (depth from size): warn this far inside (<0: past)"
+        -0.03,
+        -0.3,
+        0.3,
+        "bh",
+        "side view, sideways (depth from size and feet): warn this far inside (<0: past)",
     )
-    side_view_sideways_window_s: float = _p(1.0, 0.2, 3.0, "s", "side view, sideways: robust fit window")
+    side_view_sideways_window_s: float = _p(2.0, 0.2, 4.0, "s", "side view, sideways: robust fit window")
+    side_view_notice_s: float = _p(
+        8.0, 0.0, 60.0, "s", "side view: after calibration, say this long that sideways is warned late"
+    )
     hysteresis_bh: float = _p(0.04, 0.0, 0.2, "bh", "a warned direction clears only this far back inside")
     zone_min_s: float = _p(0.5, 0.0, 3.0, "s", "a warned direction stays warned at least this long")
     lookahead_s: float = _p(0.3, 0.0, 1.0, "s", "warn on the position predicted this far ahead")
@@ -600,9 +614,10 @@ class _Extents:
     it equals `*_end_bh`), and how fast that changes (bh/s towards it).
 
     Side view: along the belt, the hip (least-squares, no lag on a ramp) plus the reach of the feet past it
-    (a high percentile over a few seconds: the stride); sideways, depth from the body's size plus a fixed
-    reach. Front/back view: along the belt, depth from the hip width plus a fixed reach; sideways, the
-    outermost foot itself, held briefly over a swing, so a walker swaying or squatting over planted feet
+    (a high percentile over a few seconds: the stride); sideways, depth (the body's size and the feet's ground
+    line averaged; a robust line over a couple of seconds, its slope the look-ahead) plus a fixed reach.
+    Front/back view: along the belt, depth from the hip width plus a fixed reach; sideways, the outermost
+    foot itself, held briefly over a swing, so a walker swaying or squatting over planted feet
     does not move."""
 
     def __init__(self, cfg: TreadmillConfig) -> None:
@@ -624,6 +639,9 @@ class _Extents:
         body = cal.body_height_px
         if cal.view == "side":
             self.s.add(f.t, float((f.hip - hip0) @ belt) * cal.rear_sign / body)
+            ground = _ground_depth(f, cal)
+            if ground is not None:  # the feet's ground line: a second depth cue, as in front/back view
+                depth = 0.5 * (depth + ground)
             self.lat.add(f.t, -depth * cal.left_sign)
             along = (f.p[feet] - f.hip) @ belt * cal.rear_sign / body
             self.reach["back"].add(f.t, float(along.max()))
@@ -653,7 +671,7 @@ class _Extents:
         ext: dict[Direction, float] = {}
         if cal.view == "side":
             s, vs = fit(self.s, cfg.position_window_s, cfg.velocity_window_s)
-            lat, _ = depth_fit(self.lat, cfg.side_view_sideways_window_s)
+            lat, vlat = depth_fit(self.lat, cfg.side_view_sideways_window_s)
             ends: tuple[Direction, ...] = ("back", "front")
             for d in ends:
                 vals = self.reach[d].since(-math.inf)
@@ -662,7 +680,6 @@ class _Extents:
                 )
                 ext[d] = (s if d == "back" else -s) + max(reach, 0.0)
             ext["left"], ext["right"] = lat + cfg.side_reach_bh, -lat + cfg.side_reach_bh
-            vlat = 0.0  # depth from size at several metres: too noisy to look ahead with
         else:
             s, vs = depth_fit(self.s, cfg.depth_window_s)
             ext["back"], ext["front"] = s + cfg.foot_reach_bh, -s + cfg.foot_reach_bh
@@ -849,6 +866,7 @@ class TreadmillMonitor:
         self._frame_wh = (0, 0)
         self._cal_wh = (0, 0)
         self._cal_seen: dict[Direction, float] = dict.fromkeys(DIRECTIONS, 0.0)
+        self._cal_since: float | None = None  # when the calibration in use started
         self._reset_calibration(calibration)
 
     # -- public
@@ -910,6 +928,8 @@ class TreadmillMonitor:
 
         cal = self._cal
         notice = None
+        if self._cal_since is None:
+            self._cal_since = t  # a calibration given to the constructor starts now
         if self._limits_until is not None:
             notice = NOTICE_LIMITS
         zone = self._track(frame, cal)
@@ -935,7 +955,19 @@ class TreadmillMonitor:
             notice = NOTICE_PARTIAL
         if self._dark:
             notice = NOTICE_DARK
+        if notice is None and self._side_view_notice(t):
+            notice = NOTICE_SIDE_VIEW
         return self._finish(t, dt, hazards, zone, notice)
+
+    def _side_view_notice(self, t: float) -> bool:
+        """Tell a side-view walker, for a while after calibrating, that sideways drift is warned late."""
+        cal, since = self._cal, self._cal_since
+        return (
+            cal is not None
+            and cal.view == "side"
+            and since is not None
+            and t - since < self.config.side_view_notice_s
+        )
 
     # -- calibration
 
@@ -943,6 +975,7 @@ class TreadmillMonitor:
         self._cal = calibration
         self._cal_frames: list[_Frame] = []
         self._limits_until: float | None = None
+        self._cal_since = None
         self._limits_ext: dict[Direction, list[float]] = {d: [] for d in DIRECTIONS}
         self._moved = False
         self._moved_since = None
@@ -990,11 +1023,12 @@ class TreadmillMonitor:
                     self._cal_frames, list(self._stance_v), self._frame_wh, cfg
                 )
                 self._replay_calibration_frames()
+                self._cal_since = t
                 if cfg.limits_s > 0:
                     self._limits_until = t + cfg.limits_s
                     notice = NOTICE_LIMITS
                 else:
-                    notice = None
+                    notice = NOTICE_SIDE_VIEW if self._side_view_notice(t) else None
         return self._finish(t, dt, hazards, "unknown", notice)
 
     def _provisional_axes(self, frame: _Frame) -> tuple[F64, F64, float]:
