@@ -312,16 +312,31 @@ def test_body_rows(change: dict[int, tuple[float, float, float]], expected: tupl
         assert rows == pytest.approx(expected, abs=1e-3)
 
 
-def test_walking_direction_is_a_median_of_sane_measurements() -> None:
+def test_walking_direction_is_the_direction_of_the_summed_ground_velocities() -> None:
     tracker = GroundTracker()
     for m in (0.40, 0.42, 0.44, 0.46):
-        tracker.update_heading(m)
+        tracker.update_heading(m, 0.6)
     assert tracker.heading == 0.0  # four measurements are not enough to turn the corridor
-    tracker.update_heading(0.41)
-    assert tracker.heading == pytest.approx(0.42)
+    tracker.update_heading(0.41, 0.6)
+    assert tracker.heading == pytest.approx(0.426, abs=1e-3)
+    # A scatter symmetric about 0.46 rad (26 deg) reads 0.46, also where its high tail passes 45 deg: a
+    # median of angles cut at 45 deg read low there.
+    tracker = GroundTracker()
+    for m in (0.46 - 0.35, 0.46 + 0.35, 0.46, 0.46 - 0.2, 0.46 + 0.2):
+        tracker.update_heading(m, 0.6)
+    assert tracker.heading == pytest.approx(0.46, abs=0.02)
+    # A faster measurement weighs more; one walking sideways (beyond 70 deg) is bad flow and dropped.
+    tracker.update_heading(0.2, 6.0)
+    assert tracker.heading < 0.3
+    before = tracker.heading
     for _ in range(10):
-        tracker.update_heading(MAX_HEADING + 0.1)  # a partner 45 deg off the line of sight: bad flow
-    assert tracker.heading == pytest.approx(0.42)
+        tracker.update_heading(math.radians(80), 0.6)
+    assert tracker.heading == pytest.approx(before)
+    # However far the measurements, the corridor turns at most 45 deg.
+    tracker = GroundTracker()
+    for _ in range(10):
+        tracker.update_heading(math.radians(60), 0.6)
+    assert tracker.heading == pytest.approx(MAX_HEADING)
 
 
 # ------------------------------------------------------------------- the tracker on rendered frames

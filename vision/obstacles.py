@@ -413,7 +413,7 @@ class PathWatcher:
         self._flow_frames += 1
         if speed > c.moving_mps and vd > 0:
             # A sideways part of the ground's motion means the corridor is turned from the line of sight.
-            self.ground.update_heading(self.ground.heading + math.atan2(vx, vd))
+            self.ground.update_heading(self.ground.heading + math.atan2(vx, vd), speed)
 
     def _track(self, blobs: list[_Blob], t_s: float) -> None:
         c = self.config
