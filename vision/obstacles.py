@@ -59,6 +59,8 @@ class PathConfig:
     # in two shades metres across raised stop cues on a clear path at 4.5; on the generated suite false
     # alarms on clear paths fell from 10.6 to 4.9 a minute, the same hazards warned in time)
     min_blob_cells: int = 10
+    bridge_depth_m: float = 0.25  # pieces whose bases are this close in distance may be one thing...
+    bridge_min_width_m: float = 0.3  # ...when each is at least this wide and only hidden cells lie between
     base_band_m: float = 0.2  # a blob's footprint: its cells this near its base (above it, the warp smears)
     hidden_reach_m: float = 0.3
     corridor_overlap_m: float = 0.05  # a footprint must reach this far into the corridor to be in it
@@ -349,7 +351,47 @@ class PathWatcher:
             half = c.cell_m / 2
             reach0, reach1 = reach[0] - half, reach[1] + half
             blobs.append(_Blob(base, x0 - half, x1 + half, far, kind, base_hidden, len(rows), reach0, reach1))
-        return blobs, labels
+        return self._bridge(blobs), labels
+
+    def _bridge(self, blobs: list[_Blob]) -> list[_Blob]:
+        """Two wide pieces at one distance with only the walker's occlusion shadow between them are one thing
+        seen on both sides of the walker (a kerb, a step, a wall or a bench right behind them), and it runs
+        through the hidden middle: with the partner straight in front a kerb 4 m back was two pieces outside
+        the corridor and was warned 1.1 s before contact instead of 3 s. Narrow pieces are not joined: two
+        posts either side of the path are a gate to walk through, not a wall."""
+        c = self.config
+        blobs = sorted(blobs, key=lambda b: b.x0)
+        out: list[_Blob] = []
+        for b in blobs:
+            a = out[-1] if out else None
+            if (
+                a is not None
+                and abs(a.base_d - b.base_d) <= c.bridge_depth_m
+                and min(a.x1 - a.x0, b.x1 - b.x0) >= c.bridge_min_width_m
+                and a.x1 < b.x0  # side by side, with the hidden stretch between them
+                and a.reach1 >= b.x0 - c.cell_m
+                and b.reach0 <= a.x1 + c.cell_m
+            ):
+                x0, x1 = a.x0, max(a.x1, b.x1)
+                far = max(a.far_d, b.far_d)
+                base = min(a.base_d, b.base_d)
+                kind = (
+                    "kerb" if "kerb" in (a.kind, b.kind) or (x1 - x0 >= 1.2 and far - base < 0.8) else a.kind
+                )
+                out[-1] = _Blob(
+                    base,
+                    x0,
+                    x1,
+                    far,
+                    kind,
+                    True,
+                    a.cells + b.cells,
+                    min(a.reach0, b.reach0),
+                    max(a.reach1, b.reach1),
+                )
+            else:
+                out.append(b)
+        return out
 
     def _seen_width(self, seen: npt.NDArray[np.bool_], row: int) -> float:
         return float(seen[row].sum()) * self.config.cell_m
