@@ -24,7 +24,7 @@ How real footage becomes events with known timing
   the first 3 s (side view: the median hip; front view: the median midpoint of the feet).
 
 Truth per event kind
-- Drift (0.5-1.5 m/s along the belt, belt speeds; 0.2 m/s sideways): the walker's image moves at constant
+- Drift (0.5-1.5 m/s along the belt, belt speeds; 0.1-0.3 m/s sideways): the walker's image moves at constant
   speed from the onset. The edge crossing is the first frame in which a foot reaches the belt's end or
   side. Where the image shows that axis (side view along the belt, front view sideways), the outermost foot
   landmark of the source pose (ankle, heel or toe), moved by the applied warp, passes the end. On a depth
