@@ -2,15 +2,14 @@
 
 The partner's camera looks at a walker who stands on the ground and faces it. Two rows of the walker's
 body pin the camera's geometry: the toes touch the ground and the eyes are at a known share of a
-person's stature (anthropometry: eye height is 0.936 of stature). A walker steps, though: the lower toe
-belongs to the planted foot, which stays put on the ground while the body moves on and then hands over to
-the other foot a step away, so the toe row jumps once a step. The distance is therefore a median over a
-second of frames, and the per-frame pitch (which follows the hand's shake) comes from the hips, which
-move with the body. With the camera's focal length (a
+person's stature (anthropometry: eye height is 0.936 of stature). With the camera's focal length (a
 phone's field of view) and one more number, either the camera's height (a prior: a phone held at chest
 to face height, 1.2-1.5 m) or the phone's own pitch (from its gravity sensor, when the page sends it),
-the camera's pitch, its distance to the walker and its height follow. The ground plane is then known,
-and every ground point has an image position.
+the camera's pitch, its distance to the walker and its height follow. A walker steps, though: the lower
+toe belongs to the planted foot, which stays put while the body moves on and then hands over to the other
+foot a step away, so the toe row jumps once a step. The distance is therefore a median over a second of
+frames, and each frame's pitch (which follows the hand's shake) comes from the hips, which move with the
+body. The ground plane is then known, and every ground point has an image position.
 
 Walker frame (metres): origin on the ground at the walker's heels; `d` runs backwards along the walking
 direction (the way the walker goes, away from the camera), `x` across it, positive to the camera's right,

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -143,6 +143,12 @@ class Track:
     def lateral(self, now: float) -> tuple[float, float]:
         pts = self.window(now, 0.5) or list(self.history)[-1:]
         return float(np.median([p[2] for p in pts])), float(np.median([p[3] for p in pts]))
+
+
+def _shape_kind(width_m: float, depth_m: float, seen_width_m: float = math.inf) -> str:
+    """A blob across (nearly) all the ground seen there and shallow in depth is a kerb or a step's edge."""
+    wide = width_m >= min(1.2, 0.8 * seen_width_m)
+    return "kerb" if wide and depth_m < 0.8 else "obstacle"
 
 
 def _quantile(values: npt.NDArray[np.intp], q: float) -> int:
@@ -345,9 +351,7 @@ class PathWatcher:
             far = float(ds.max())
             r0 = max(int(rows.min()) - 2, 0)
             base_hidden = bool(hidden[r0 : int(rows.min()), cols.min() : cols.max() + 1].any())
-            seen_w = self._seen_width(seen, int(rows.min()))
-            wide = (x1 - x0) >= min(1.2, 0.8 * seen_w)
-            kind = "kerb" if wide and far - base < 0.8 else "obstacle"
+            kind = _shape_kind(x1 - x0, far - base, self._seen_width(seen, int(rows.min())))
             half = c.cell_m / 2
             reach0, reach1 = reach[0] - half, reach[1] + half
             blobs.append(_Blob(base, x0 - half, x1 + half, far, kind, base_hidden, len(rows), reach0, reach1))
@@ -372,22 +376,18 @@ class PathWatcher:
                 and a.reach1 >= b.x0 - c.cell_m
                 and b.reach0 <= a.x1 + c.cell_m
             ):
-                x0, x1 = a.x0, max(a.x1, b.x1)
-                far = max(a.far_d, b.far_d)
-                base = min(a.base_d, b.base_d)
-                kind = (
-                    "kerb" if "kerb" in (a.kind, b.kind) or (x1 - x0 >= 1.2 and far - base < 0.8) else a.kind
-                )
-                out[-1] = _Blob(
-                    base,
-                    x0,
-                    x1,
-                    far,
-                    kind,
-                    True,
-                    a.cells + b.cells,
-                    min(a.reach0, b.reach0),
-                    max(a.reach1, b.reach1),
+                x1, far, base = max(a.x1, b.x1), max(a.far_d, b.far_d), min(a.base_d, b.base_d)
+                joined = "kerb" if "kerb" in (a.kind, b.kind) else _shape_kind(x1 - a.x0, far - base)
+                out[-1] = replace(
+                    a,
+                    base_d=base,
+                    x1=x1,
+                    far_d=far,
+                    kind=joined,
+                    base_hidden=True,
+                    cells=a.cells + b.cells,
+                    reach0=min(a.reach0, b.reach0),
+                    reach1=max(a.reach1, b.reach1),
                 )
             else:
                 out.append(b)
