@@ -17,10 +17,16 @@ import pytest
 from tests.conftest import clip_path, read_frames
 from vision.ground import (
     EYE_HEIGHT_RATIO,
+    HEEL_BEHIND_TOE_M,
+    HIP_HEIGHT_RATIO,
     L_EYE,
+    L_HIP,
+    L_SHOULDER,
     L_TOE,
     MAX_HEADING,
     R_EYE,
+    R_HIP,
+    R_SHOULDER,
     R_TOE,
     Ground,
     GroundConfig,
@@ -310,6 +316,50 @@ def test_body_rows(change: dict[int, tuple[float, float, float]], expected: tupl
         assert rows is None
     else:
         assert rows == pytest.approx(expected, abs=1e-3)
+
+
+def seen_from(x_m: float, z_m: float, camera_h: float, pitch: float, stature: float = 1.70) -> Pose:
+    """A walker standing upright x_m to the right of the camera's level forward axis and z_m along it, seen
+    by a portrait camera camera_h up and pitched down by `pitch` rad: each point projected by the pinhole."""
+    f, cx, cy, w, h = F, 179.5, CY, 360, 640
+    sp, cp = math.sin(pitch), math.cos(pitch)
+
+    def px(dx: float, up: float, dz: float) -> tuple[float, float, float]:
+        rel_y, z = up - camera_h, z_m + dz
+        zc = cp * z - sp * rel_y
+        yc = -cp * rel_y - sp * z
+        return (cx + f * (x_m + dx) / zc) / w, (cy + f * yc / zc) / h, 0.99
+
+    eye, hip, shoulder = EYE_HEIGHT_RATIO * stature, HIP_HEIGHT_RATIO * stature, 0.82 * stature
+    return pose_with(
+        {
+            L_EYE: px(0.03, eye, 0.0),
+            R_EYE: px(-0.03, eye, 0.0),
+            L_SHOULDER: px(0.2, shoulder, 0.0),
+            R_SHOULDER: px(-0.2, shoulder, 0.0),
+            L_HIP: px(0.1, hip, 0.0),
+            R_HIP: px(-0.1, hip, 0.0),
+            L_TOE: px(0.1, 0.0, -0.05),
+            R_TOE: px(-0.1, 0.0, -0.05),
+        }
+    )
+
+
+@pytest.mark.parametrize("x_m", [0.0, 1.0, -1.5])
+def test_a_walker_off_the_frames_centre_is_placed_where_they_stand(x_m: float) -> None:
+    """An image row fixes a ground point's depth along the camera's forward axis, not its range: a walker
+    1-1.5 m to the side of the frame's centre was once put 5-10% too near (every obstacle behind them then
+    too far, its time to contact too long)."""
+    z_m, pitch = 3.0, math.radians(12.0)
+    tracker = GroundTracker(GroundConfig(camera_height_m=1.4, walker_height_m=1.70))
+    g = None
+    for _ in range(5):
+        g = tracker.update(seen_from(x_m, z_m, 1.4, pitch), (360, 640))
+    assert g is not None
+    toe = np.array([x_m, z_m - 0.05])
+    heel = toe * (1 + HEEL_BEHIND_TOE_M / float(np.hypot(*toe)))
+    assert g.heel_cam == pytest.approx(tuple(heel), abs=0.03)
+    assert math.degrees(g.pitch) == pytest.approx(12.0, abs=0.3)
 
 
 def test_walking_direction_is_the_direction_of_the_summed_ground_velocities() -> None:

@@ -233,8 +233,8 @@ class GroundTracker:
         # walker need not be centred); the heels are a little further back
         rx = (heel_u - cx) / f
         sp, cp = math.sin(theta), math.cos(theta)
-        bearing = math.atan2(rx, cp - ((contact_v - cy) / f) * sp)
-        x, z = self._distance * math.sin(bearing), self._distance * math.cos(bearing)
+        z = self._distance
+        x = z * rx / max(cp - ((contact_v - cy) / f) * sp, 1e-3)
         back = HEEL_BEHIND_TOE_M / max(math.hypot(x, z), 1e-3)
         heel = (x * (1 + back), z * (1 + back))
         los = math.atan2(heel[0], heel[1])
