@@ -35,7 +35,7 @@ from vision.ground import (
     focal_px,
     solve_pitch_distance,
 )
-from vision.obstacles import PathConfig
+from vision.obstacles import PathConfig, PathWatcher
 from vision.pipeline import Pipeline
 from vision.pose import PoseEstimator
 from vision.scenario import Intrinsics, Renderer, Scene, parse_spec
@@ -360,6 +360,20 @@ def test_a_walker_off_the_frames_centre_is_placed_where_they_stand(x_m: float) -
     heel = toe * (1 + HEEL_BEHIND_TOE_M / float(np.hypot(*toe)))
     assert g.heel_cam == pytest.approx(tuple(heel), abs=0.03)
     assert math.degrees(g.pitch) == pytest.approx(12.0, abs=0.3)
+
+
+def test_a_walker_lost_and_found_starts_the_geometry_afresh() -> None:
+    """Whoever comes back after the walker was lost may stand elsewhere and walk another way: no median of
+    the old distances, no old walking direction, no old idea of how tall they look."""
+    tracker = GroundTracker()
+    for _ in range(10):
+        tracker.update(seen_from(0.0, 3.0, 1.4, math.radians(12.0)), (360, 640))
+        tracker.update_heading(0.4, 0.6)
+    assert tracker.heading == pytest.approx(0.4)
+    PathWatcher(ground=tracker).reset()
+    assert tracker.heading == 0.0
+    g = tracker.update(seen_from(0.0, 2.0, 1.4, math.radians(18.0)), (360, 640))
+    assert g is not None and g.heel_cam[1] == pytest.approx(2.0 - 0.05 + HEEL_BEHIND_TOE_M, abs=0.05)
 
 
 def test_walking_direction_is_the_direction_of_the_summed_ground_velocities() -> None:

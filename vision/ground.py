@@ -229,8 +229,9 @@ class GroundTracker:
             hip_v = float(pose.xy[L_HIP, 1] + pose.xy[R_HIP, 1]) / 2.0 * frame_wh[1]
             hip_h = HIP_HEIGHT_RATIO * c.walker_height_m
             theta = math.atan2(height - hip_h, self._distance) - math.atan((hip_v - cy) / f)
-        # the walker's place on the ground: the distance above, in the direction of the feet's column (the
-        # walker need not be centred); the heels are a little further back
+        # the walker's place on the ground: the distance above is its depth along the camera's level forward
+        # axis (an image row fixes depth, not range), sideways as the feet's column says (the walker need
+        # not be centred); the heels are a little further back
         rx = (heel_u - cx) / f
         sp, cp = math.sin(theta), math.cos(theta)
         z = self._distance
@@ -274,5 +275,9 @@ class GroundTracker:
             self.heading = max(-MAX_HEADING, min(MAX_HEADING, math.atan2(sx, sz)))
 
     def reset(self) -> None:
+        """The walker was lost: whoever comes back may stand elsewhere, be someone else, walk another way."""
         self._distance = None
         self._distances.clear()
+        self._tall_aspect = 0.0
+        self._headings.clear()
+        self.heading = 0.0

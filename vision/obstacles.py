@@ -61,6 +61,7 @@ class PathConfig:
     min_blob_cells: int = 10
     bridge_depth_m: float = 0.25  # pieces whose bases are this close in distance may be one thing...
     bridge_min_width_m: float = 0.3  # ...when each is at least this wide and only hidden cells lie between
+    bridge_min_distance_m: float = 0.3  # ...and not at the heels (the walker's feet and shadow are there)
     base_band_m: float = 0.2  # a blob's footprint: its cells this near its base (above it, the warp smears)
     hidden_reach_m: float = 0.3
     corridor_overlap_m: float = 0.05  # a footprint must reach this far into the corridor to be in it
@@ -273,7 +274,8 @@ class PathWatcher:
         return PathResult(tuple(hazards), view)
 
     def reset(self) -> None:
-        """The walker was lost: tracks and the ground flow restart when they return."""
+        """The walker was lost: tracks, the ground flow and the geometry restart when they return."""
+        self.ground.reset()
         self._tracks.clear()
         self._prev = None
         self._flow_frames = 0
@@ -363,35 +365,40 @@ class PathWatcher:
         through the hidden middle: with the partner straight in front a kerb 4 m back was two pieces outside
         the corridor and was warned 1.1 s before contact instead of 3 s. Narrow pieces are not joined: two
         posts either side of the path are a gate to walk through, not a wall."""
-        c = self.config
-        blobs = sorted(blobs, key=lambda b: b.x0)
         out: list[_Blob] = []
-        for b in blobs:
-            a = out[-1] if out else None
-            if (
-                a is not None
-                and abs(a.base_d - b.base_d) <= c.bridge_depth_m
-                and min(a.x1 - a.x0, b.x1 - b.x0) >= c.bridge_min_width_m
-                and a.x1 < b.x0  # side by side, with the hidden stretch between them
-                and a.reach1 >= b.x0 - c.cell_m
-                and b.reach0 <= a.x1 + c.cell_m
-            ):
-                x1, far, base = max(a.x1, b.x1), max(a.far_d, b.far_d), min(a.base_d, b.base_d)
-                joined = "kerb" if "kerb" in (a.kind, b.kind) else _shape_kind(x1 - a.x0, far - base)
-                out[-1] = replace(
-                    a,
-                    base_d=base,
-                    x1=x1,
-                    far_d=far,
-                    kind=joined,
-                    base_hidden=True,
-                    cells=a.cells + b.cells,
-                    reach0=min(a.reach0, b.reach0),
-                    reach1=max(a.reach1, b.reach1),
-                )
-            else:
+        for b in sorted(blobs, key=lambda b: b.x0):
+            k = next((k for k, a in enumerate(out) if self._one_thing(a, b)), None)
+            if k is None:
                 out.append(b)
+                continue
+            a = out[k]
+            x1, far, base = max(a.x1, b.x1), max(a.far_d, b.far_d), min(a.base_d, b.base_d)
+            joined = "kerb" if "kerb" in (a.kind, b.kind) else _shape_kind(x1 - a.x0, far - base)
+            out[k] = replace(
+                a,
+                base_d=base,
+                x1=x1,
+                far_d=far,
+                kind=joined,
+                base_hidden=True,
+                cells=a.cells + b.cells,
+                reach0=min(a.reach0, b.reach0),
+                reach1=max(a.reach1, b.reach1),
+            )
         return out
+
+    def _one_thing(self, a: _Blob, b: _Blob) -> bool:
+        """`a` (left) and `b` (right) are pieces of one thing across the walker's occlusion shadow. Not right
+        at the heels: there the walker's own feet, shadow and the body mask's edge lie on both sides."""
+        c = self.config
+        return (
+            abs(a.base_d - b.base_d) <= c.bridge_depth_m
+            and min(a.base_d, b.base_d) >= c.bridge_min_distance_m
+            and min(a.x1 - a.x0, b.x1 - b.x0) >= c.bridge_min_width_m
+            and a.x1 < b.x0  # side by side, with the hidden stretch between them
+            and a.reach1 >= b.x0 - c.cell_m
+            and b.reach0 <= a.x1 + c.cell_m
+        )
 
     def _seen_width(self, seen: npt.NDArray[np.bool_], row: int) -> float:
         return float(seen[row].sum()) * self.config.cell_m
