@@ -52,9 +52,9 @@ from server.replay import event_of  # noqa: E402
 from vision.alerts import AlertPolicy  # noqa: E402
 from vision.ground import GroundConfig  # noqa: E402
 from vision.pipeline import Pipeline, decode_jpeg  # noqa: E402
+from vision.scenario import stepping_pose  # noqa: E402
 from vision.types import Pose  # noqa: E402
 
-L_TOE, R_TOE = 31, 32
 Masks = list[tuple[bytes, tuple[int, ...]] | None]
 Cached = dict[int, tuple[list[Pose], Masks]]
 
@@ -110,32 +110,26 @@ def build_cache(job: tuple[Path, Path]) -> str:
 
 
 def stepping(items: Cached, truth: dict[str, Any], fps: float, step_m: float) -> Cached:
-    """The poses as if the walker stepped (see the module's docstring)."""
+    """The poses as if the walker stepped (vision.scenario.stepping_pose, with the scene's camera)."""
     k = truth["camera"]["intrinsics"]
     speed = float(truth["spec"]["walker"]["speed_mps"])
-    height = float(truth["resolution_wh"][1])
     out: Cached = {}
     for i, (ts, (poses, masks)) in enumerate(sorted(items.items())):
         if not poses or i >= len(truth["per_frame"]) or speed <= 0:
             out[ts] = (poses, masks)
             continue
         frame = truth["per_frame"][i]
-        rot = np.array(frame["camera"]["rotation"])
-        pos = np.array(frame["camera"]["position_m"])
-
-        def row(z: float, rot: Any = rot, pos: Any = pos) -> float:
-            p = rot @ (np.array([0.0, 0.0, z]) - pos)
-            return float(k["fy"] * p[1] / p[2] + k["cy"])
-
-        toe_z = float(frame["walker_heel_z_m"]) - 0.1
-        behind = -((speed * i / fps) % step_m)  # the planted foot falls towards the camera, then hands over
-        shift = (row(toe_z + behind) - row(toe_z)) / height
-        xy = poses[0].xy.copy()
-        lower = float(max(xy[L_TOE, 1], xy[R_TOE, 1]))
-        planted, swinging = (L_TOE, R_TOE) if xy[L_TOE, 1] >= xy[R_TOE, 1] else (R_TOE, L_TOE)
-        xy[planted, 1] = lower + shift
-        xy[swinging, 1] = lower + shift - 0.02
-        out[ts] = ([Pose(xy=xy, visibility=poses[0].visibility), *poses[1:]], masks)
+        stepped = stepping_pose(
+            poses[0],
+            frame["camera"],
+            k["fy"],
+            k["cy"],
+            truth["resolution_wh"][1],
+            frame["walker_heel_z_m"],
+            speed * i / fps,
+            step_m,
+        )
+        out[ts] = ([stepped, *poses[1:]], masks)
     return out
 
 

@@ -38,7 +38,7 @@ from vision.ground import (
 from vision.obstacles import PathConfig, PathWatcher
 from vision.pipeline import Pipeline
 from vision.pose import PoseEstimator
-from vision.scenario import Intrinsics, Renderer, Scene, parse_spec
+from vision.scenario import Intrinsics, Renderer, Scene, parse_spec, stepping_pose
 from vision.types import N_LANDMARKS, Pose
 
 WALKER_CLIP = "squats_facing_camera.mp4"
@@ -513,34 +513,18 @@ def test_tracker_finds_distance_and_pitch_on_rendered_frames(
 
 
 def stepping(scene: RenderedPoses, step_m: float) -> RenderedPoses:
-    """The same frames as if the walker stepped: the lower toe is the planted foot, which stays on the ground
-    while the body moves on (the rendered walker glides), so its row is that of a ground point falling
-    behind the heels by up to a step, then jumping back as the other foot takes over; the other toe is lifted
-    (a swing). Rows come from the renderer's own camera."""
-    speed = float(scene.spec["walker"]["speed_mps"])
-    k = np.array(scene.k)
-    fps = float(scene.spec["fps"])
-    out: list[Pose | None] = []
-    for i, pose in enumerate(scene.poses):
-        if pose is None:
-            out.append(None)
-            continue
-        cam = scene.cameras[i]
-        rot, pos = np.array(cam["rotation"]), np.array(cam["position_m"])
-
-        def row(z: float, rot: Any = rot, pos: Any = pos) -> float:
-            p = rot @ (np.array([0.0, 0.0, z]) - pos)
-            return float(k[1, 1] * p[1] / p[2] + k[1, 2])
-
-        toe_z = scene.heel_z[i] - 0.1
-        behind = -((speed * i / fps) % step_m)  # the planted foot falls towards the camera, then hands over
-        shift = (row(toe_z + behind) - row(toe_z)) / scene.wh[1]
-        xy = pose.xy.copy()
-        lower = float(max(xy[31, 1], xy[32, 1]))
-        planted, swinging = (31, 32) if xy[31, 1] >= xy[32, 1] else (32, 31)
-        xy[planted, 1] = lower + shift
-        xy[swinging, 1] = lower + shift - 0.02
-        out.append(Pose(xy=xy, visibility=pose.visibility.copy()))
+    """The same frames as if the walker stepped (vision.scenario.stepping_pose), rows from the renderer's
+    own camera."""
+    speed, fps = float(scene.spec["walker"]["speed_mps"]), float(scene.spec["fps"])
+    fy, cy = float(scene.k[1][1]), float(scene.k[1][2])
+    out = [
+        None
+        if pose is None
+        else stepping_pose(
+            pose, scene.cameras[i], fy, cy, scene.wh[1], scene.heel_z[i], speed * i / fps, step_m
+        )
+        for i, pose in enumerate(scene.poses)
+    ]
     return RenderedPoses(scene.spec, out, scene.cameras, scene.heel_z, scene.k)
 
 

@@ -42,7 +42,8 @@ L_HIP, R_HIP = 23, 24
 EYE_HEIGHT_RATIO = 0.936  # eye height / stature (adult anthropometric tables)
 # MediaPipe's hip points mark the hip joints: the tables put the greater trochanter at 0.53 of stature and
 # the joint a little below; on the one person we can measure (the suite's walker) the points sit at 0.48.
-# With 0.50 the generated suite warned the same share in time, and one hazard fewer under a simulated gait.
+# With 0.50 the generated suite warned the same share in time, and one hazard fewer under a simulated gait
+# (measured before the walker's place was taken as a depth; not measured since).
 HIP_HEIGHT_RATIO = 0.52
 # The toes touch the ground, and MediaPipe places its toe points well in a frontal view; the heels and
 # ankles are hidden behind the feet and land several centimetres off (on the generated scenes, with the
@@ -184,7 +185,6 @@ class GroundTracker:
 
     def __init__(self, config: GroundConfig | None = None) -> None:
         self.config = config or GroundConfig()
-        self._distance: float | None = None
         self.heading = 0.0  # walking direction relative to the line of sight to the walker, rad
         self._headings: deque[tuple[float, float]] = deque(maxlen=30)  # ground velocities, m/s
         self._tall_aspect = 0.0
@@ -220,21 +220,21 @@ class GroundTracker:
         upright = self._upright(pose, frame_wh, contact_v - eye_v)
         if upright or not self._distances:
             self._distances.append(dist)
-        self._distance = float(np.median(self._distances))
+        distance = float(np.median(self._distances))
         # This frame's pitch follows the hand's shake: from the hips, which move with the body (the toes'
         # row jumps with each step: on the generated suite with a simulated gait of 0.25-0.45 m steps, a
-        # pitch from the toes warned 0-8% of hazards in time, from the hips 54-58%).
-        theta = math.atan2(height - toe_h, self._distance) - a
+        # pitch from the toes warned 0-8% of hazards in time, from the hips 46-62%).
+        theta = math.atan2(height - toe_h, distance) - a
         if pose.visibility[L_HIP] >= 0.3 and pose.visibility[R_HIP] >= 0.3:
             hip_v = float(pose.xy[L_HIP, 1] + pose.xy[R_HIP, 1]) / 2.0 * frame_wh[1]
             hip_h = HIP_HEIGHT_RATIO * c.walker_height_m
-            theta = math.atan2(height - hip_h, self._distance) - math.atan((hip_v - cy) / f)
+            theta = math.atan2(height - hip_h, distance) - math.atan((hip_v - cy) / f)
         # the walker's place on the ground: the distance above is its depth along the camera's level forward
         # axis (an image row fixes depth, not range), sideways as the feet's column says (the walker need
         # not be centred); the heels are a little further back
         rx = (heel_u - cx) / f
         sp, cp = math.sin(theta), math.cos(theta)
-        z = self._distance
+        z = distance
         x = z * rx / max(cp - ((contact_v - cy) / f) * sp, 1e-3)
         back = HEEL_BEHIND_TOE_M / max(math.hypot(x, z), 1e-3)
         heel = (x * (1 + back), z * (1 + back))
@@ -276,7 +276,6 @@ class GroundTracker:
 
     def reset(self) -> None:
         """The walker was lost: whoever comes back may stand elsewhere, be someone else, walk another way."""
-        self._distance = None
         self._distances.clear()
         self._tall_aspect = 0.0
         self._headings.clear()

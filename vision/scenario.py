@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from vision.types import Side, Tier
+from vision.types import Pose, Side, Tier
 
 logger = logging.getLogger(__name__)
 
@@ -588,6 +588,38 @@ def project(points_m: F64, pose: CameraPose, intr: Intrinsics) -> tuple[F64, F64
     safe = np.where(np.abs(z) < 1e-9, 1e-9, z)
     uv = np.column_stack([intr.fx * cam[:, 0] / safe + intr.cx, intr.fy * cam[:, 1] / safe + intr.cy])
     return uv, z
+
+
+def stepping_pose(
+    pose: Pose,
+    camera: Mapping[str, Any],
+    fy: float,
+    cy: float,
+    height_px: int,
+    heel_z_m: float,
+    walked_m: float,
+    step_m: float,
+) -> Pose:
+    """`pose` of the gliding rendered walker as if they stepped: the lower toe is the planted foot, which
+    stays on the ground while the body moves on, so its row is that of a ground point falling behind the
+    toes by up to a step (`walked_m` modulo `step_m`), then jumping back as the other foot takes over; the
+    other toe is lifted (a swing). `camera` is a truth frame's camera (`rotation`, `position_m`)."""
+    rot, pos = np.asarray(camera["rotation"], np.float64), np.asarray(camera["position_m"], np.float64)
+
+    def row(z: float) -> float:
+        p = rot @ (np.array([0.0, 0.0, z]) - pos)
+        return float(fy * p[1] / p[2] + cy)
+
+    toe_z = heel_z_m - 0.1
+    behind = -(walked_m % step_m)  # the planted foot falls towards the camera, then hands over
+    shift = (row(toe_z + behind) - row(toe_z)) / height_px
+    l_toe, r_toe = 31, 32
+    xy = pose.xy.copy()
+    lower = float(max(xy[l_toe, 1], xy[r_toe, 1]))
+    planted, swinging = (l_toe, r_toe) if xy[l_toe, 1] >= xy[r_toe, 1] else (r_toe, l_toe)
+    xy[planted, 1] = lower + shift
+    xy[swinging, 1] = lower + shift - 0.02
+    return Pose(xy=xy, visibility=pose.visibility.copy())
 
 
 # -------------------------------------------------------------------------------------- kinematics
