@@ -215,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
                     "distance_error": overall["distance_error"],
                     "coverage_median": cov,
                     "speed_ratio_median": statistics.median(speed) if speed else None,
+                    "scenes": [  # what decided the figures, to compare two settings scene by scene
+                        {k: sc[k] for k in ("name", "hazards", "warnings", "control", "stray_warnings")}
+                        for sc in scores
+                    ],
                 }
                 rows.append(row)
                 fa = result["false_alarms_per_min"]

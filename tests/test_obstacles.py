@@ -164,6 +164,19 @@ KERB_FRONT = {
     "lighting": {"sun_strength": 0.15},
     "obstacles": [{"id": "kerb", "kind": "kerb_down", "distance_m": 6.0, "height_m": 0.15}],
 }
+# The end of a wall juts into the right of the path (wall_right_fast_landscape, slower and shorter); partner
+# straight in front, so the walker's body hides the wall's inner end; the heels reach it at 5.0 s.
+WALL_RIGHT = {
+    "name": "wall_right",
+    "duration_s": 3.2,
+    "seed": 18,
+    "walker": {"speed_mps": 1.0},
+    "camera": {"distance_m": 2.5, "height_m": 1.4, "shake_deg": 0.8, "shake_m": 0.01},
+    "ground": {"texture": "paving"},
+    "obstacles": [
+        {"id": "wall", "kind": "wall", "distance_m": 5.0, "lateral_m": -0.75, "width_m": 1.2, "variant": 1}
+    ],
+}
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +212,11 @@ def person_stand() -> Rendered:
 @pytest.fixture(scope="module")
 def kerb_front() -> Rendered:
     return render_scene(KERB_FRONT)
+
+
+@pytest.fixture(scope="module")
+def wall_right() -> Rendered:
+    return render_scene(WALL_RIGHT)
 
 
 @pytest.fixture(scope="module")
@@ -374,6 +392,24 @@ def test_a_kerb_behind_the_walker_is_one_kerb_across_the_path(request: pytest.Fi
     assert first.distance_m is not None
     truth_d = scene.truth.obstacles[round(first_t * scene.spec.fps)][0].distance_m
     assert abs(first.distance_m / truth_d - 1) <= 0.25, (first.distance_m, truth_d)
+
+
+def test_a_wall_beside_the_hidden_wedge_is_warned_on_its_side(request: pytest.FixtureRequest) -> None:
+    """A wall on the walker's right whose inner end the walker's body hides: it may go on unseen a little
+    into the corridor (so it is warned), but not across it. The side first told is the wall's own: "right",
+    so the walker knows to step left (when the side counted all of the hidden wedge it was "centre"). Its end
+    is 15 cm from the centreline, so as the wedge narrows towards the heels "centre" is honest too."""
+    scene: Rendered = request.getfixturevalue("wall_right")
+    runs = run_of("wall_right", request)
+    (summary,) = scene.truth.summaries
+    assert summary.contact_t_s == pytest.approx(5.0) and summary.deadline_t_s is not None
+    assert {f[0].side for f in scene.truth.obstacles} == {"right"}
+    warned = [(scene.t(k), h) for k, a in enumerate(runs) for h in obstacle_hazards(a) if (h.ttc_s or 9) <= 3]
+    assert warned, "the wall was never warned about"
+    first_t, first = warned[0]
+    assert first_t <= summary.deadline_t_s, f"first warning at {first_t:.2f} s, due by {summary.deadline_t_s}"
+    sides = [h.side for _, h in warned]
+    assert first.side == "right" and "left" not in sides, [(t, h.side) for t, h in warned]
 
 
 def test_the_pole_is_placed_at_its_distance_when_the_ground_is_right(request: pytest.FixtureRequest) -> None:
