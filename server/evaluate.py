@@ -145,6 +145,19 @@ def _told_blind(truth: dict[str, Any], obstacle: dict[str, Any], notices: list[E
     return False
 
 
+def _seen_in_time(truth: dict[str, Any], obstacle: dict[str, Any]) -> bool:
+    """Half or more of the obstacle was in view at some frame up to its deadline (2 s before contact): a
+    camera could have warned in time. Hidden until then (behind the walker), it could not."""
+    deadline = float(obstacle["contact_t_s"]) - LEAD_S
+    return any(
+        float(o.get("visible_fraction", 1.0)) >= HIDDEN_VISIBLE
+        for f in truth["per_frame"]
+        if f["t"] <= deadline + 1e-6
+        for o in f["obstacles"]
+        if o["id"] == obstacle["id"]
+    )
+
+
 def coverage_errors(truth: dict[str, Any], frames: dict[str, Any] | None) -> list[float]:
     """|estimated - truth| coverage per frame where both are known, frames paired by time (within half a
     frame). `frames` is a replay's frames.json (columns `t` and `coverage`); None or no column: none."""
@@ -199,6 +212,7 @@ def score_scene(
             if first.get("distance_m") is not None and d_true:
                 entry["distance_error"] = abs(first["distance_m"] - d_true) / d_true
         entry["told_blind"] = not entry["warned_2s"] and _told_blind(truth, o, notices)
+        entry["seen_in_time"] = _seen_in_time(truth, o)
         hazards.append(entry)
     minutes = float(truth["duration_s"]) / 60.0
     control = {"minutes": minutes, "false_alarms": len(warnings)} if truth.get("control") else None
@@ -209,6 +223,7 @@ def score_scene(
         "hazards": hazards,
         "control": control,
         "warnings": len(warnings),
+        "minutes": minutes,
         "stray_warnings": sum(
             1 for w, a in zip(warnings, about, strict=True) if a is None and w.get("distance_m") is not None
         ),
@@ -240,9 +255,12 @@ def summarise(scores: list[dict[str, Any]]) -> dict[str, Any]:
         sides = [h["side_right"] for h in warned]
         errors = [h["distance_error"] for h in warned if "distance_error" in h]
         leads = sorted(h["lead_s"] for h in warned)
+        seen = [h for h in hs if h.get("seen_in_time", True)]
         return {
             "hazards": len(hs),
             "warned_2s": sum(h["warned_2s"] for h in hs) / len(hs) if hs else None,
+            "seen_in_time": len(seen),
+            "warned_2s_of_seen": sum(h["warned_2s"] for h in seen) / len(seen) if seen else None,
             "warned_any": len(warned),
             "told_blind": sum(bool(h.get("told_blind")) for h in hs),
             "side_accuracy": sum(sides) / len(sides) if sides else None,
@@ -275,11 +293,21 @@ def summarise(scores: list[dict[str, Any]]) -> dict[str, Any]:
     }
     overall = stats(everything)
     fa = sum(c["false_alarms"] for c in controls) / minutes if minutes else None
+    # Warnings in scenes with hazards whose distance fits no obstacle: false alarms the clear-path goal
+    # does not count (a shadow band, the ground model's first frames), beside it.
+    hazard_scenes = [s for s in scores if not s["control"]]
+    hazard_minutes = sum(float(s.get("minutes", 0.0)) for s in hazard_scenes)
+    strays = sum(s["stray_warnings"] for s in hazard_scenes)
     return {
         "by_kind": {k: stats(v) for k, v in sorted(by_kind.items())},
         "overall": overall,
         "clear_path_minutes": round(minutes, 2),
         "false_alarms_per_min": fa,
+        "stray_warnings_in_hazard_scenes": {
+            "warnings": strays,
+            "minutes": round(hazard_minutes, 2),
+            "per_min": strays / hazard_minutes if hazard_minutes else None,
+        },
         "coverage_by_offset": coverage,
         "scenes": len(scores),
         "goals": goal_rows(overall, fa, coverage),
@@ -386,6 +414,20 @@ def print_result(result: dict[str, Any], scores: list[dict[str, Any]]) -> None:
         ["goal", "target", "measured", "result"],
         [[g["goal"], g["target"], g["shown"], verdict(g["pass"])] for g in result["goals"]],
     )
+    o, stray = result["overall"], result["stray_warnings_in_hazard_scenes"]
+    if o["hazards"]:
+        hidden = o["hazards"] - o["seen_in_time"]
+        print(
+            f"\nBeside the goals: of the {o['seen_in_time']} hazards at least half in view before their 2 s "
+            f"deadline, {fmt(o['warned_2s_of_seen'], True)} were warned in time; the other {hidden} stayed "
+            f"more than half hidden (behind the walker) until then. Told blind instead: {o['told_blind']}."
+        )
+    if stray["per_min"] is not None:
+        print(
+            f"Stray warnings in the scenes with hazards (a distance that fits no obstacle; the clear-path "
+            f"goal does not count them): {stray['warnings']} in {stray['minutes']:.1f} min, "
+            f"{stray['per_min']:.2f} a minute."
+        )
     print()
     rows = []
     for kind, st in [*result["by_kind"].items(), ("overall", result["overall"])]:

@@ -163,6 +163,21 @@ def test_a_hidden_hazard_with_a_path_notice_is_still_missed_but_counted_as_told_
     assert summarise([scene])["overall"]["told_blind"] == int(told)
 
 
+def test_hazards_seen_in_time_and_stray_warnings_are_reported_beside_the_goals() -> None:
+    """A hazard hidden until its deadline (2 s before contact) is left out of the share "warned of those a
+    camera could see", and a warning whose distance fits nothing in a scene with hazards is a stray, counted
+    per minute of such scenes (the clear-path false-alarm goal counts control scenes only)."""
+    seen = score_scene(truth(), {"events": [event(1.0, distance=3.0)]})
+    hidden = score_scene(truth(visible=0.1), {"events": [event(1.0, distance=9.0)]})
+    assert seen["hazards"][0]["seen_in_time"] and not hidden["hazards"][0]["seen_in_time"]
+    result = summarise([seen, hidden])
+    o = result["overall"]
+    assert o["hazards"] == 2 and o["warned_2s"] == 0.5
+    assert o["seen_in_time"] == 1 and o["warned_2s_of_seen"] == 1.0
+    assert result["stray_warnings_in_hazard_scenes"] == {"warnings": 1, "minutes": 0.2, "per_min": 5.0}
+    assert result["false_alarms_per_min"] is None  # no control scene
+
+
 def test_coverage_error_pairs_frames_by_time_and_skips_unknowns() -> None:
     t = truth(coverage=0.3)
     frames = {"t": [k / 10 for k in range(40)], "coverage": [0.5] * 20 + [None] * 10 + [0.25] * 10}
