@@ -48,12 +48,12 @@ import numpy as np  # noqa: E402
 from server.clips import frames_as_sent, probe  # noqa: E402
 from server.config import Settings  # noqa: E402
 from server.evaluate import scene_dirs, score_scene, summarise  # noqa: E402
-from server.replay import event_of  # noqa: E402
+from server.replay import run_frames  # noqa: E402
 from vision.alerts import AlertPolicy  # noqa: E402
 from vision.ground import GroundConfig  # noqa: E402
 from vision.pipeline import Pipeline, decode_jpeg  # noqa: E402
 from vision.scenario import stepping_pose  # noqa: E402
-from vision.types import Pose  # noqa: E402
+from vision.types import Analysis, Pose  # noqa: E402
 
 Masks = list[tuple[bytes, tuple[int, ...]] | None]
 Cached = dict[int, tuple[list[Pose], Masks]]
@@ -147,22 +147,19 @@ def run_scene(
         settings.pipeline_config("partner"), ground=GroundConfig(camera_height_m=camera_height_m)
     )
     pipeline = Pipeline(config, estimator=CachedEstimator(items))  # type: ignore[arg-type]
-    policy = AlertPolicy(settings.alert_config())
-    events: list[dict[str, Any]] = []
-    cols: dict[str, list[Any]] = {"t": [], "coverage": []}
     speeds: list[float] = []
-    for i, jpeg in enumerate(jpegs):
-        ts = round(i * 1000.0 / fps)
-        a = pipeline.process_jpeg(jpeg, ts)
-        events += [event_of(c) for c in policy.update(ts / 1000.0, a.hazards).cues]
-        path = a.path if isinstance(a.path, dict) else {}
-        cols["t"].append(round(ts / 1000.0, 3))
-        cols["coverage"].append(None if path.get("coverage") is None else round(float(path["coverage"]), 3))
-        if path.get("walker_speed_mps") is not None:
-            speeds.append(float(path["walker_speed_mps"]))
+
+    def walker_speed(a: Analysis) -> None:
+        if a.path.get("walker_speed_mps") is not None:
+            speeds.append(float(a.path["walker_speed_mps"]))
+
+    # The replay's own loop; the cache holds the JPEGs as sent, not decoded frames (no video drawn here).
+    events, cols, _ = run_frames(
+        pipeline, AlertPolicy(settings.alert_config()), ((None, j) for j in jpegs), fps, on_frame=walker_speed
+    )
     true_speed = float(truth["spec"]["walker"]["speed_mps"])
     ratio = statistics.median(speeds) / true_speed if speeds and true_speed > 0 else None
-    return scene.name, {"events": events}, cols, ratio
+    return scene.name, {"events": events}, cols.as_dict(), ratio
 
 
 def pct(x: float | None) -> str:

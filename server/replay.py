@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +33,7 @@ from vision.alerts import NOTICE_KINDS, AlertPolicy, Cue
 from vision.draw import annotate
 from vision.pipeline import Pipeline
 from vision.treadmill import Calibration
+from vision.types import Analysis
 
 logger = logging.getLogger(__name__)
 CUE_DISPLAY_S = 1.5  # how long the annotated video shows a cue's text after it sounds
@@ -296,6 +297,73 @@ def load_calibration(path: Path) -> Calibration:
         ) from exc
 
 
+def run_frames(
+    pipeline: Pipeline,
+    policy: AlertPolicy,
+    frames: Iterable[tuple[npt.NDArray[np.uint8] | None, bytes]],
+    fps: float,
+    sink: VideoSink | None = None,
+    path_log: PathLog | None = None,
+    progress: Progress | None = None,
+    on_frame: Callable[[Analysis], None] | None = None,
+) -> tuple[list[dict[str, Any]], Frames, dict[str, Any]]:
+    """The loop of `analyse`: each (frame, JPEG as sent) through `pipeline` and `policy`, timestamped from
+    its index and `fps`. Returns (events, frame columns, the last frame's mode state); the partner columns
+    are kept when the pipeline is in partner mode.
+
+    Apart from `analyse` so bench/path_sweep.py replays with its own pipeline (cached poses, another
+    ground prior) and its cached JPEGs, and so scores the very loop a replay runs. The decoded frame is
+    drawn on only for `sink`: without one it may be None. `on_frame` sees each frame's Analysis."""
+    partner = pipeline.config.mode == "partner"
+    mode_state: dict[str, Any] = {}
+    events: list[dict[str, Any]] = []
+    cols = Frames()
+    start = time.perf_counter()
+    for i, (frame, jpeg) in enumerate(frames):
+        ts_ms = round(i * 1000.0 / fps)  # from index and fps: two runs give the same timeline
+        a = pipeline.process_jpeg(jpeg, ts_ms)
+        out = policy.update(ts_ms / 1000.0, a.hazards)
+        events += [event_of(c) for c in out.cues]
+        ttcs = [h.ttc_s for h in a.hazards if h.ttc_s is not None]
+        cols.t.append(round(ts_ms / 1000.0, 3))
+        cols.pipeline_ms.append(round(a.timings_ms["pipeline"] + a.timings_ms["decode"], 2))
+        cols.pose_ms.append(round(a.timings_ms["pose"], 2))
+        cols.walker.append(int(a.walker is not None))
+        cols.people.append(len(a.people))
+        cols.hazards.append(sorted({h.kind for h in a.hazards}))
+        cols.ttc_s.append(min(ttcs) if ttcs else None)
+        if a.mode_state:
+            mode_state = a.mode_state
+            cols.zone.append(str(a.mode_state.get("zone")))
+        if partner:
+            path = a.path if isinstance(a.path, dict) else {}
+            obstacles = path.get("obstacles")
+            cols.coverage.append(None if (c := _num(path.get("coverage"))) is None else round(c, 3))
+            cols.obstacles.append(len(obstacles) if isinstance(obstacles, list) else None)
+            if path_log is not None:
+                path_log.add(cols.t[-1], path)
+        if on_frame is not None:
+            on_frame(a)
+        if sink is not None:
+            if frame is None:
+                raise ValueError("the annotated video needs the decoded frames, not only their JPEGs")
+            shown = next((e for e in reversed(events) if ts_ms / 1000.0 - e["t"] < CUE_DISPLAY_S), None)
+            elapsed = time.perf_counter() - start
+            sink.write(
+                annotate(
+                    frame,
+                    a,
+                    cue=(shown["tier"], shown["text"]) if shown else None,
+                    watching=not policy.blind,
+                    fps=(i + 1) / elapsed if elapsed > 0 else 0.0,
+                    cost_ms=a.timings_ms["pipeline"],
+                )
+            )
+        if progress is not None:
+            progress.update(i + 1)
+    return events, cols, mode_state
+
+
 def analyse(
     info: ClipInfo,
     opts: ReplayOptions,
@@ -308,50 +376,13 @@ def analyse(
     pipeline = Pipeline(
         opts.settings.pipeline_config("treadmill" if opts.mode == "treadmill" else "partner", calibration)
     )
-    mode_state: dict[str, Any] = {}
     policy = AlertPolicy(opts.settings.alert_config())
-    events: list[dict[str, Any]] = []
-    cols = Frames()
     progress = Progress(info.frame_count, info.path.name, opts.progress)
     start = time.perf_counter()
     try:
-        for i, (frame, jpeg) in enumerate(frames_as_sent(info)):
-            ts_ms = round(i * 1000.0 / info.fps)  # from index and fps: two runs give the same timeline
-            a = pipeline.process_jpeg(jpeg, ts_ms)
-            out = policy.update(ts_ms / 1000.0, a.hazards)
-            events += [event_of(c) for c in out.cues]
-            ttcs = [h.ttc_s for h in a.hazards if h.ttc_s is not None]
-            cols.t.append(round(ts_ms / 1000.0, 3))
-            cols.pipeline_ms.append(round(a.timings_ms["pipeline"] + a.timings_ms["decode"], 2))
-            cols.pose_ms.append(round(a.timings_ms["pose"], 2))
-            cols.walker.append(int(a.walker is not None))
-            cols.people.append(len(a.people))
-            cols.hazards.append(sorted({h.kind for h in a.hazards}))
-            cols.ttc_s.append(min(ttcs) if ttcs else None)
-            if a.mode_state:
-                mode_state = a.mode_state
-                cols.zone.append(str(a.mode_state.get("zone")))
-            if opts.mode == "partner":
-                path = a.path if isinstance(a.path, dict) else {}
-                obstacles = path.get("obstacles")
-                cols.coverage.append(None if (c := _num(path.get("coverage"))) is None else round(c, 3))
-                cols.obstacles.append(len(obstacles) if isinstance(obstacles, list) else None)
-                if path_log is not None:
-                    path_log.add(cols.t[-1], path)
-            if sink is not None:
-                shown = next((e for e in reversed(events) if ts_ms / 1000.0 - e["t"] < CUE_DISPLAY_S), None)
-                elapsed = time.perf_counter() - start
-                sink.write(
-                    annotate(
-                        frame,
-                        a,
-                        cue=(shown["tier"], shown["text"]) if shown else None,
-                        watching=not policy.blind,
-                        fps=(i + 1) / elapsed if elapsed > 0 else 0.0,
-                        cost_ms=a.timings_ms["pipeline"],
-                    )
-                )
-            progress.update(i + 1)
+        events, cols, mode_state = run_frames(
+            pipeline, policy, frames_as_sent(info), info.fps, sink, path_log, progress
+        )
     finally:
         progress.close()
         pipeline.close()
