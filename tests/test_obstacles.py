@@ -394,6 +394,35 @@ def test_a_kerb_behind_the_walker_is_one_kerb_across_the_path(request: pytest.Fi
     assert abs(first.distance_m / truth_d - 1) <= 0.25, (first.distance_m, truth_d)
 
 
+def test_the_ground_stays_ground_when_a_cloud_dims_the_whole_frame() -> None:
+    """A cloud (or the phone's exposure) darkens the whole frame at once. The ground's lightness is taken
+    from this frame's strip in front of the walker, so the path stays ground in the first dimmed frame and a
+    dark pole stays not-ground. (With the lightness averaged over the last frames, as before, the whole path
+    turned not-ground for a third of a second, and a thin pole in a cloud's shade was warned 1 s late on the
+    suite.)"""
+    pw = PathWatcher()
+    rng = np.random.default_rng(5)
+    shape = pw._gd.shape
+    seen = np.ones(shape, bool)
+    pole = (np.abs(pw._gx - 0.2) < 0.06) & (pw._gd > 3.0)
+
+    def frame(gain: float) -> npt.NDArray[np.float32]:
+        lab = np.empty((*shape, 3), np.float32)
+        lab[..., 0] = np.where(pole, 60.0, 150.0 + rng.normal(0, 5, shape)) * gain
+        lab[..., 1:] = 128 + rng.normal(0, 2, (*shape, 2))
+        return lab
+
+    for _ in range(10):
+        pw._update_reference(frame(1.0), seen)
+    assert pw._not_ground(frame(1.0), seen)[pole].mean() > 0.95
+    dim = frame(0.7)
+    pw._update_reference(dim, seen)
+    notground = pw._not_ground(dim, seen)
+    plain = ~pole & (pw._gd > 0.2)
+    assert notground[plain].mean() < 0.01, f"{notground[plain].mean():.0%} of the dimmed path is not ground"
+    assert notground[pole].mean() > 0.95
+
+
 def test_a_wall_beside_the_hidden_wedge_is_warned_on_its_side(request: pytest.FixtureRequest) -> None:
     """A wall on the walker's right whose inner end the walker's body hides: it may go on unseen a little
     into the corridor (so it is warned), but not across it. The side first told is the wall's own: "right",
