@@ -176,6 +176,13 @@ def test_hazards_seen_in_time_and_stray_warnings_are_reported_beside_the_goals()
     assert o["seen_in_time"] == 1 and o["warned_2s_of_seen"] == 1.0
     assert result["stray_warnings_in_hazard_scenes"] == {"warnings": 1, "minutes": 0.2, "per_min": 5.0}
     assert result["false_alarms_per_min"] is None  # no control scene
+    late = truth(visible=0.1)  # hidden until its deadline (2.0 s), in plain view from just after it
+    for f in late["per_frame"]:
+        if f["t"] > 2.0:
+            f["obstacles"][0]["visible_fraction"] = 1.0
+    assert not score_scene(late, {"events": []})["hazards"][0]["seen_in_time"]
+    late["per_frame"][20]["obstacles"][0]["visible_fraction"] = 1.0  # seen at the deadline itself
+    assert score_scene(late, {"events": []})["hazards"][0]["seen_in_time"]
 
 
 def test_coverage_error_pairs_frames_by_time_and_skips_unknowns() -> None:
@@ -259,6 +266,9 @@ def test_the_command_prints_goals_kinds_coverage_and_scenes_and_writes_json(
     assert "| coverage error, partner offset ±1 m | median <= 15 pp | - | n/a |" in printed
     assert "| obstacle | 1 | 100% | 0 | 3.00 / 3.00 / 3.00 | 100% | 0% |" in printed
     assert "| clear | yes | 1.00 | - | 0 | 0 | 0 | 1 (walker_lost) | 1 | 0 | - |" in printed
+    assert "of the 1 hazards at least half in view before their 2 s deadline, 100% were warned" in printed
+    assert "Stray warnings in the scenes with hazards" in printed
+    assert "0 in 0.1 min, 0.00 a minute." in printed
     data = json.loads(out.read_text())
     assert {s["name"] for s in data["scores"]} == {"pole", "clear"}
     assert [g["pass"] for g in data["goals"]] == [True, True, True, True, True, None, None]

@@ -8,7 +8,8 @@ Method (pure computation, one `PathWatcher` per stream):
    behind the walker's body (MediaPipe's segmentation of the walker, warped the same way).
 2. **Ground appearance.** The strip just in front of the walker is ground the walker has just walked
    over: clear by construction, and lit like the path. Its colour (CIE Lab, robust median and spread,
-   smoothed over time) is the model of "ground". Cells behind the walker that differ from it by many
+   smoothed over time; its lightness taken from the frame itself, as a cloud dims everything at once) is
+   the model of "ground". Cells behind the walker that differ from it by many
    spreads are *not ground*: a solid thing standing on the path (which the warp smears away from the
    camera from its base), a kerb stone, a step's nosing, a hole, a person's legs.
 3. **Blobs and their base.** Connected groups of not-ground cells; a blob's nearest cells are where it
@@ -296,9 +297,8 @@ class PathWatcher:
         ref = seen & self._front_strip
         if ref.sum() < 40:  # too little ground in front of the walker: add the ground beside the heels
             ref |= seen & self._beside_heels
-        self._lightness = None
         if ref.sum() < 20:
-            return
+            return  # the last frame's lightness stands (a lagging average is what this replaced)
         px = ipm[ref].astype(np.float64)
         med = np.median(px, axis=0)
         # A cloud or the phone's exposure changes the light on the whole frame at once: lightness is
