@@ -29,15 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from vision.types import Pose
+from vision.types import L_HIP, L_SHOULDER, L_TOE, R_HIP, R_SHOULDER, R_TOE, Pose
 
 L_EYE, R_EYE = 2, 5
 MAX_HEADING = math.radians(45.0)  # a partner 1.5 m to the side of a walker 1.5 m away
 MAX_MEASURED_HEADING = math.radians(70.0)  # one flow measurement further off is the walker turning, or noise
-L_SHOULDER, R_SHOULDER = 11, 12
 UPRIGHT_SHARE = 0.95  # eye-to-toe over shoulder width below this share of the tallest lately: not upright
-L_TOE, R_TOE = 31, 32
-L_HIP, R_HIP = 23, 24
 
 EYE_HEIGHT_RATIO = 0.936  # eye height / stature (adult anthropometric tables)
 # MediaPipe's hip points mark the hip joints: the tables put the greater trochanter at 0.53 of stature and

@@ -203,7 +203,6 @@ class PathWatcher:
         self._cov_x, self._cov_d = (a.ravel() for a in np.meshgrid(cx, cd))
         self._ref: npt.NDArray[np.float64] | None = None  # median L, a, b
         self._spread: npt.NDArray[np.float64] | None = None
-        self._lightness: float | None = None  # the strip's lightness in this frame
         self._tracks: list[Track] = []
         self._next_id = 1
         self._prev: tuple[float, npt.NDArray[np.uint8], Ground] | None = None
@@ -298,19 +297,19 @@ class PathWatcher:
         if ref.sum() < 40:  # too little ground in front of the walker: add the ground beside the heels
             ref |= seen & self._beside_heels
         if ref.sum() < 20:
-            return  # the last frame's lightness stands (a lagging average is what this replaced)
+            return  # the last frame's model stands
         px = ipm[ref].astype(np.float64)
         med = np.median(px, axis=0)
-        # A cloud or the phone's exposure changes the light on the whole frame at once: lightness is
-        # compared with this frame's strip, not with the average of the last frames, which lagged a cloud
-        # by a third of a second and lost a thin pole in its shade. Colour and spread stay averaged.
-        self._lightness = float(med[0])
         mad = np.median(np.abs(px - med), axis=0) * 1.4826
         if self._ref is None or self._spread is None:
             self._ref, self._spread = med, mad
         else:
             self._ref += 0.2 * (med - self._ref)
             self._spread += 0.2 * (mad - self._spread)
+        # Colour and spread are averaged over frames, lightness is this frame's own: a cloud or the phone's
+        # exposure changes the light on the whole frame at once, and the average lagged a cloud by a third
+        # of a second and lost a thin pole in its shade.
+        self._ref[0] = med[0]
 
     def _not_ground(self, ipm: npt.NDArray[np.float32], seen: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
         if self._ref is None or self._spread is None:
@@ -319,11 +318,8 @@ class PathWatcher:
         limit = (
             np.array([c.anomaly_z, c.chroma_z, c.chroma_z]) * np.maximum(self._spread, (4.0, 1.5, 1.5))
         ).astype(np.float32)
-        ref = self._ref.astype(np.float32)
-        if self._lightness is not None:
-            ref[0] = self._lightness
         # No smoothing: a pole's trace is one or two cells wide.
-        out = (np.abs(ipm - ref) > limit).any(axis=2) & seen & self._behind
+        out = (np.abs(ipm - self._ref.astype(np.float32)) > limit).any(axis=2) & seen & self._behind
         return np.asarray(out)
 
     def _blobs(

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from vision.types import Pose, Side, Tier
+from vision.types import L_TOE, R_TOE, Pose, Side, Tier
 
 logger = logging.getLogger(__name__)
 
@@ -610,13 +610,12 @@ def stepping_pose(
         p = rot @ (np.array([0.0, 0.0, z]) - pos)
         return float(fy * p[1] / p[2] + cy)
 
-    toe_z = heel_z_m - 0.1
+    toe_z = heel_z_m - HEEL_BACK_M  # the body plane, where the cut-out's toes stand
     behind = -(walked_m % step_m)  # the planted foot falls towards the camera, then hands over
     shift = (row(toe_z + behind) - row(toe_z)) / height_px
-    l_toe, r_toe = 31, 32
     xy = pose.xy.copy()
-    lower = float(max(xy[l_toe, 1], xy[r_toe, 1]))
-    planted, swinging = (l_toe, r_toe) if xy[l_toe, 1] >= xy[r_toe, 1] else (r_toe, l_toe)
+    lower = float(max(xy[L_TOE, 1], xy[R_TOE, 1]))
+    planted, swinging = (L_TOE, R_TOE) if xy[L_TOE, 1] >= xy[R_TOE, 1] else (R_TOE, L_TOE)
     xy[planted, 1] = lower + shift
     xy[swinging, 1] = lower + shift - 0.02
     return Pose(xy=xy, visibility=pose.visibility.copy())

@@ -16,6 +16,7 @@ N_LANDMARKS = 33
 # BlazePose indices used below.
 NOSE, L_SHOULDER, R_SHOULDER, L_HIP, R_HIP = 0, 11, 12, 23, 24
 L_ANKLE, R_ANKLE, L_HEEL, R_HEEL = 27, 28, 29, 30
+L_TOE, R_TOE = 31, 32  # BlazePose's foot index points: the toes
 
 
 @dataclass(frozen=True)
