@@ -51,7 +51,29 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from vision.types import Hazard, Pose, Side, Tier
+from vision.types import (
+    L_ANKLE,
+    L_EAR,
+    L_HEEL,
+    L_HIP,
+    L_KNEE,
+    L_SHOULDER,
+    L_TOE,
+    L_WRIST,
+    NOSE,
+    R_ANKLE,
+    R_EAR,
+    R_HEEL,
+    R_HIP,
+    R_KNEE,
+    R_SHOULDER,
+    R_TOE,
+    R_WRIST,
+    Hazard,
+    Pose,
+    Side,
+    Tier,
+)
 
 View = Literal["side", "front_back"]
 Console = Literal["auto", "image_left", "image_right", "near", "far"]
@@ -85,11 +107,7 @@ NOTICE_SIDE_VIEW = (
     "Put the phone in front or behind for earlier warnings"
 )
 
-# BlazePose landmark indices.
-NOSE, L_EAR, R_EAR = 0, 7, 8
-L_SHOULDER, R_SHOULDER, L_WRIST, R_WRIST = 11, 12, 15, 16
-L_HIP, R_HIP, L_KNEE, R_KNEE, L_ANKLE, R_ANKLE = 23, 24, 25, 26, 27, 28
-FOOT_POINTS = (27, 28, 29, 30, 31, 32)  # ankles, heels, toes
+FOOT_POINTS = (L_ANKLE, R_ANKLE, L_HEEL, R_HEEL, L_TOE, R_TOE)
 # Shoulder to ankle is 0.818 - 0.039 = 0.78 of stature (Winter, Biomechanics of Human Movement, table 4.1).
 SEGMENTS_SHARE_OF_STATURE = 0.78
 # Front/back view: the torso's length varies by about 10% between frames (pose noise, hip-width scale).

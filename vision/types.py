@@ -13,9 +13,10 @@ Side = Literal["left", "centre", "right"]
 FloatArray = npt.NDArray[np.float32]
 
 N_LANDMARKS = 33
-# BlazePose indices used below.
-NOSE, L_SHOULDER, R_SHOULDER, L_HIP, R_HIP = 0, 11, 12, 23, 24
-L_ANKLE, R_ANKLE, L_HEEL, R_HEEL = 27, 28, 29, 30
+# BlazePose landmark indices, for every module.
+NOSE, L_EYE, R_EYE, L_EAR, R_EAR = 0, 2, 5, 7, 8
+L_SHOULDER, R_SHOULDER, L_WRIST, R_WRIST, L_HIP, R_HIP = 11, 12, 15, 16, 23, 24
+L_KNEE, R_KNEE, L_ANKLE, R_ANKLE, L_HEEL, R_HEEL = 25, 26, 27, 28, 29, 30
 L_TOE, R_TOE = 31, 32  # BlazePose's foot index points: the toes
 
 
