@@ -29,12 +29,28 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from vision.types import L_HIP, L_SHOULDER, L_TOE, R_HIP, R_SHOULDER, R_TOE, Pose
+from vision.types import (
+    L_EYE,
+    L_HIP,
+    L_KNEE,
+    L_SHOULDER,
+    L_TOE,
+    R_EYE,
+    R_HIP,
+    R_KNEE,
+    R_SHOULDER,
+    R_TOE,
+    Pose,
+)
 
-L_EYE, R_EYE = 2, 5
 MAX_HEADING = math.radians(45.0)  # a partner 1.5 m to the side of a walker 1.5 m away
 MAX_MEASURED_HEADING = math.radians(70.0)  # one flow measurement further off is the walker turning, or noise
 UPRIGHT_SHARE = 0.95  # eye-to-toe over shoulder width below this share of the tallest lately: not upright
+# Hip-to-knee over eye-to-hip (image rows) below this share of the longest lately: the thighs are bent
+# towards the camera, a crouch or a squat, even when eye-to-toe passes the test above. On the real squat clip
+# the ratio falls from 0.55 to 0.12 in a squat; walking backwards in the real corridor clip its 1st
+# percentile is 0.8 of its median, on the rendered suite 0.94.
+THIGH_SHARE = 0.8
 
 EYE_HEIGHT_RATIO = 0.936  # eye height / stature (adult anthropometric tables)
 # MediaPipe's hip points mark the hip joints: the tables put the greater trochanter at 0.53 of stature and
@@ -102,11 +118,15 @@ class Ground:
             v = np.where(ok, self.f * yc / zc + self.cy, np.nan)
         return u, v
 
-    def to_walker(self, u: npt.ArrayLike, v: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], ...]:
-        """Walker-frame (x, d) of the ground seen at pixels (u, v); NaN above the horizon."""
+    def to_walker(
+        self, u: npt.ArrayLike, v: npt.ArrayLike, pitch: npt.ArrayLike | None = None
+    ) -> tuple[npt.NDArray[np.float64], ...]:
+        """Walker-frame (x, d) of the ground seen at pixels (u, v); NaN above the horizon. `pitch`: place
+        them as seen with each of these pitches instead (k of them give arrays of shape (k, len(u)))."""
         u, v = np.asarray(u, float), np.asarray(v, float)
         rx, ry = (u - self.cx) / self.f, (v - self.cy) / self.f
-        sp, cp = math.sin(self.pitch), math.cos(self.pitch)
+        p = self.pitch if pitch is None else np.asarray(pitch, float)[:, None]
+        sp, cp = np.sin(p), np.cos(p)
         # ray in the level frame: right rx, up (-ry*cp - sp), forward (cp - ry*sp)
         up = -ry * cp - sp
         fwd = cp - ry * sp
@@ -185,6 +205,7 @@ class GroundTracker:
         self.heading = 0.0  # walking direction relative to the line of sight to the walker, rad
         self._headings: deque[tuple[float, float]] = deque(maxlen=30)  # ground velocities, m/s
         self._tall_aspect = 0.0
+        self._long_thigh = 0.0
         self._distances: deque[float] = deque(maxlen=self.config.distance_window)
 
     def update(
@@ -212,9 +233,10 @@ class GroundTracker:
                 height = c.camera_height_m
         _, dist = solve_pitch_distance(f, cy, contact_v, eye_v, eye_h, height - toe_h)
         # The body is a ruler only while it stands tall: a crouch, a squat or a bow shortens it. Its
-        # height against its shoulder width (which a crouch keeps) says whether it does; while it does not,
-        # the distance is held (the pair moves together, so it changes slowly anyway).
-        upright = self._upright(pose, frame_wh, contact_v - eye_v)
+        # height against its shoulder width (which a crouch keeps) and its thighs' length say whether it
+        # does; while it does not, the distance is held (the pair moves together, so it changes slowly
+        # anyway). On the real squat clip, half-way down the first test passed and the distance read 5% far.
+        upright = self._upright(pose, frame_wh, contact_v - eye_v) and not self._thighs_bent(pose, frame_wh)
         if upright or not self._distances:
             self._distances.append(dist)
         distance = float(np.median(self._distances))
@@ -255,6 +277,22 @@ class GroundTracker:
         self._tall_aspect = max(aspect, self._tall_aspect * 0.998)  # the tallest lately, slowly forgotten
         return aspect >= UPRIGHT_SHARE * self._tall_aspect
 
+    def _thighs_bent(self, pose: Pose, frame_wh: tuple[int, int]) -> bool:
+        """The thighs are bent towards the camera (THIGH_SHARE). False when the eyes, hips or knees are not
+        seen."""
+        vis = pose.visibility
+        if min(vis[L_EYE], vis[R_EYE], vis[L_HIP], vis[R_HIP], vis[L_KNEE], vis[R_KNEE]) < 0.3:
+            return False
+        y = pose.xy[:, 1] * frame_wh[1]
+        eye, hip, knee = (
+            (float(y[a]) + float(y[b])) / 2.0 for a, b in ((L_EYE, R_EYE), (L_HIP, R_HIP), (L_KNEE, R_KNEE))
+        )
+        if hip - eye < 4:
+            return True
+        thigh = (knee - hip) / (hip - eye)
+        self._long_thigh = max(thigh, self._long_thigh * 0.998)  # the longest lately, slowly forgotten
+        return thigh < THIGH_SHARE * self._long_thigh
+
     def update_heading(self, measured: float, speed_mps: float = 1.0) -> None:
         """Take in one measurement of the walking direction (relative to the line of sight, rad) and the
         ground speed it came with. The estimate is the direction of the sum of the last 30 measured ground
@@ -274,6 +312,6 @@ class GroundTracker:
     def reset(self) -> None:
         """The walker was lost: whoever comes back may stand elsewhere, be someone else, walk another way."""
         self._distances.clear()
-        self._tall_aspect = 0.0
+        self._tall_aspect = self._long_thigh = 0.0
         self._headings.clear()
         self.heading = 0.0

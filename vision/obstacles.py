@@ -20,8 +20,9 @@ Method (pure computation, one `PathWatcher` per stream):
    walker closes faster than a post, and one walking away does not close at all. Time to contact is
    distance / closing speed, only for tracks in the corridor, seen for long enough, and clearly closing.
 5. **Ego-motion.** The ground slides under the pair at the walker's speed, opposite to the walking
-   direction. Phase correlation of successive top-down views gives both; the direction corrects the
-   corridor when the partner walks offset to one side (then the line of sight is not the path).
+   direction. Ground points tracked from frame to frame (Lucas-Kanade) give both, placed with the pitch
+   under which they all moved alike; the direction corrects the corridor when the partner walks offset to
+   one side (then the line of sight is not the path).
 6. **Coverage.** The corridor (shoulders plus margins, heels to 3 m back) is sampled every 10 cm; the share
    of points seen is the coverage. Low coverage for a while coaches the partner ("half a step to your
    left") and, if the walker keeps moving, tells the walker once that the path behind is not seen. Hidden
@@ -87,6 +88,7 @@ class PathConfig:
     blind_notice_s: float = 3.0  # low this long while the walker moves: tell the walker once
     flow_mode_radius_m: float = 0.03  # ground points within this of the densest motion are averaged
     flow_interval_s: float = 0.1  # the ground's flow is measured between frames at least this far apart
+    pitch_search_deg: float = 4.0  # ...with this frame's pitch looked for this far either side of the body's
     moving_mps: float = 0.3  # walking: older adults walk backwards at 0.45-0.6 m/s
 
 
@@ -205,7 +207,7 @@ class PathWatcher:
         self._spread: npt.NDArray[np.float64] | None = None
         self._tracks: list[Track] = []
         self._next_id = 1
-        self._prev: tuple[float, npt.NDArray[np.uint8], Ground] | None = None
+        self._prev: tuple[float, npt.NDArray[np.uint8], Ground, npt.NDArray[np.bool_]] | None = None
         self.speed_mps: float | None = None
         self._flow_frames = 0
         self._facing: deque[bool] = deque(maxlen=15)
@@ -411,23 +413,30 @@ class PathWatcher:
     def _ego_motion(
         self, bgr: npt.NDArray[np.uint8], ground: Ground, seen: npt.NDArray[np.bool_], t_s: float
     ) -> None:
-        """The walker's velocity over the ground: ground points tracked from the last frame (pyramidal
-        Lucas-Kanade on the half-size image), each end placed on the ground by its own frame's geometry, so
-        the hand's shake cancels. The ground moves by minus the walker's velocity in the walker frame."""
+        """The walker's velocity over the ground, from the ground's flow.
+
+        Ground points seen in the last frame are tracked into this one (pyramidal Lucas-Kanade on the
+        half-size image). Placed on the ground, each end with its own frame's geometry, they must all have
+        moved alike, by minus the walker's velocity in the walker frame, since the pair move together. Each
+        frame's pitch comes from the walker's body, which follows the hand's shake but only to within a few
+        tenths of a degree, and half a degree between frames reads as 0.7 m/s; a crouch moves the hips, and
+        with them the body's pitch, by degrees while the camera stands still. A wrong pitch for this frame
+        moves far points more than near ones, so this frame's ends are placed with the pitch, near the
+        body's, under which the points move most alike (`_flow_pitch`)."""
         c = self.config
         if self._prev is not None and t_s - self._prev[0] < c.flow_interval_s:
             return  # the ground's flow is averaged over many frames anyway: half the frames do
         h, w = bgr.shape[:2]
         half = cv2.resize(bgr, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
         gray = np.asarray(cv2.cvtColor(half, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
-        prev, self._prev = self._prev, (t_s, gray, ground)
+        prev, self._prev = self._prev, (t_s, gray, ground, seen)
         if prev is None:
             return
-        t0, gray0, ground0 = prev
+        t0, gray0, ground0, seen0 = prev
         dt = t_s - t0
-        if not 0.02 < dt < 0.5:
+        if not 0.02 < dt < 0.5 or gray0.shape != gray.shape:
             return
-        rows, cols = np.nonzero(seen & self._flow_region)
+        rows, cols = np.nonzero(seen0 & self._flow_region)
         if len(rows) < 12:
             return
         u0, v0 = ground0.to_image(self._xs[cols], self._ds[rows])
@@ -437,11 +446,10 @@ class PathWatcher:
         if len(p0) > 64:
             keep = np.linspace(0, len(p0) - 1, 64).astype(int)
             rows, cols, p0 = rows[keep], cols[keep], p0[keep]
-        p0 = p0.reshape(-1, 1, 2)
         p1, status, _ = cv2.calcOpticalFlowPyrLK(
             gray0,
             gray,
-            p0,
+            p0.reshape(-1, 1, 2),
             None,  # type: ignore[call-overload]
             winSize=(13, 13),
             maxLevel=2,
@@ -451,8 +459,11 @@ class PathWatcher:
         if ok.sum() < 10:
             return
         p1 = (p1.reshape(-1, 2)[ok] + 0.25) * 2.0
-        x1, d1 = ground.to_walker(p1[:, 0], p1[:, 1])
         x0, d0 = self._xs[cols][ok], self._ds[rows][ok]
+        pitch = self._flow_pitch(p1, x0, d0, ground)
+        if pitch is None:
+            return
+        x1, d1 = (a[0] for a in ground.to_walker(p1[:, 0], p1[:, 1], [pitch]))
         good = np.isfinite(x1) & np.isfinite(d1)
         if good.sum() < 10:
             return
@@ -468,6 +479,33 @@ class PathWatcher:
         if speed > c.moving_mps and vd > 0:
             # A sideways part of the ground's motion means the corridor is turned from the line of sight.
             self.ground.update_heading(self.ground.heading + math.atan2(vx, vd), speed)
+
+    def _flow_pitch(
+        self,
+        p1: npt.NDArray[np.float32],
+        x0: npt.NDArray[np.float64],
+        d0: npt.NDArray[np.float64],
+        ground: Ground,
+    ) -> float | None:
+        """The pitch, within `pitch_search_deg` of `ground`'s, under which the ground points seen at `p1`
+        moved most alike from (x0, d0): the one with the least median distance from the median motion.
+        Coarse to fine. None when the best lies at the edge of the search: the body's pitch is far off, or
+        the points are not the ground."""
+        span = math.radians(self.config.pitch_search_deg)
+        centre, steps = ground.pitch, np.linspace(-span, span, 17)
+        for fine in (False, True):
+            pitches = centre + steps
+            x1, d1 = ground.to_walker(p1[:, 0], p1[:, 1], pitches)
+            placed = np.isfinite(x1).all(axis=0) & np.isfinite(d1).all(axis=0)
+            if placed.sum() < 10:
+                return None
+            dx, dd = x1[:, placed] - x0[placed], d1[:, placed] - d0[placed]
+            mx, md = np.median(dx, axis=1, keepdims=True), np.median(dd, axis=1, keepdims=True)
+            best = int(np.argmin(np.median(np.hypot(dx - mx, dd - md), axis=1)))
+            if not fine and best in (0, len(steps) - 1):
+                return None
+            centre, steps = float(pitches[best]), steps / 8.0
+        return centre
 
     def _track(self, blobs: list[_Blob], t_s: float) -> None:
         c = self.config
