@@ -213,7 +213,10 @@ def main(argv: list[str] | None = None) -> int:
                     "coverage_median": cov,
                     "speed_ratio_median": statistics.median(speed) if speed else None,
                     "scenes": [  # what decided the figures, to compare two settings scene by scene
-                        {k: sc[k] for k in ("name", "hazards", "warnings", "control", "stray_warnings", "coverage")}
+                        {
+                            k: sc[k]
+                            for k in ("name", "hazards", "warnings", "control", "stray_warnings", "coverage")
+                        }
                         for sc in scores
                     ],
                 }
