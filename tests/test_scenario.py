@@ -207,7 +207,8 @@ def test_the_suite_covers_the_brief() -> None:
     assert min(speeds) == 0.4 and max(speeds) == 1.5 and len(speeds) >= 6
     assert {s.camera.partner_offset_m for s in specs} >= {0.0, 0.5, -0.5, 1.0, -1.0}
     assert all(1.5 <= s.camera.distance_m <= 4.0 and 1.2 <= s.camera.height_m <= 1.5 for s in specs)
-    assert all(6.0 <= s.duration_s <= 12.0 and s.fps == 15 for s in specs)
+    # Controls run longer: the false-alarm rate is counted per minute of clear path.
+    assert all(6.0 <= s.duration_s <= (20.0 if s.control else 12.0) and s.fps == 15 for s in specs)
     assert {s.resolution_wh for s in specs} == {(640, 360), (360, 640)}
     assert {s.ground.texture for s in specs} == {"asphalt", "concrete", "grass", "paving", "gravel"}
     assert any(s.lighting.clouds for s in specs) and any(s.lighting.shadow_bands for s in specs)
@@ -222,7 +223,7 @@ def test_the_suite_covers_the_brief() -> None:
             sides |= {e.side for e in events}
     assert sides == {"left", "centre", "right"}
     controls = [s for s in specs if s.control]
-    assert len(controls) >= 6
+    assert len(controls) >= 6 and sum(s.duration_s for s in controls) >= 180
     assert any(s.obstacles for s in controls) and any(not s.obstacles for s in controls)
 
 
