@@ -4,6 +4,7 @@ rendered frames and real footage, with the real MediaPipe pose model."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -19,15 +20,7 @@ from vision.ground import (
     EYE_HEIGHT_RATIO,
     HEEL_BEHIND_TOE_M,
     HIP_HEIGHT_RATIO,
-    L_EYE,
-    L_HIP,
-    L_SHOULDER,
-    L_TOE,
     MAX_HEADING,
-    R_EYE,
-    R_HIP,
-    R_SHOULDER,
-    R_TOE,
     Ground,
     GroundConfig,
     GroundTracker,
@@ -35,11 +28,24 @@ from vision.ground import (
     focal_px,
     solve_pitch_distance,
 )
-from vision.obstacles import PathConfig, PathWatcher
+from vision.obstacles import PathConfig, PathWatcher, _most_alike
 from vision.pipeline import Pipeline
 from vision.pose import PoseEstimator
 from vision.scenario import Intrinsics, Renderer, Scene, parse_spec, stepping_pose
-from vision.types import N_LANDMARKS, Pose
+from vision.types import (
+    L_EYE,
+    L_HIP,
+    L_KNEE,
+    L_SHOULDER,
+    L_TOE,
+    N_LANDMARKS,
+    R_EYE,
+    R_HIP,
+    R_KNEE,
+    R_SHOULDER,
+    R_TOE,
+    Pose,
+)
 
 WALKER_CLIP = "squats_facing_camera.mp4"
 
@@ -174,6 +180,52 @@ def test_to_walker_inverts_to_image_on_the_ground(
     bu, bv = g.to_image(gx[below], gd[below])
     np.testing.assert_allclose(bu, us.ravel()[below], atol=1e-6)
     np.testing.assert_allclose(bv, vs.ravel()[below], atol=1e-6)
+
+
+def test_to_walker_with_several_pitches_is_each_pitch_in_turn() -> None:
+    g = make_ground(15.0, 10.0, 1.4, (0.2, 2.0))
+    u, v = g.to_image([-0.5, 0.0, 0.7], [1.0, 3.0, 6.0])
+    pitches = np.radians([13.0, 15.0, 17.5])
+    xs, ds = g.to_walker(u, v, pitches)
+    assert xs.shape == ds.shape == (3, 3)
+    for k, p in enumerate(pitches):
+        x, d = dataclasses.replace(g, pitch=float(p)).to_walker(u, v)
+        np.testing.assert_allclose(xs[k], x)
+        np.testing.assert_allclose(ds[k], d)
+    np.testing.assert_allclose(g.to_walker(u, v, math.radians(15.0))[1][0], [1.0, 3.0, 6.0], atol=1e-9)
+
+
+@pytest.mark.parametrize("pitch_error_deg", [-2.3, 0.4, 3.1])
+def test_the_flow_finds_the_pitch_and_the_turn_under_which_the_ground_moved_alike(
+    pitch_error_deg: float,
+) -> None:
+    """Ground points that moved 6 cm along the path and 1 cm across, seen in the second frame with a pitch
+    off by `pitch_error_deg` and a walker frame turned by 1.2 deg: the search finds both, and says None
+    when the error lies beyond its span."""
+    truth = make_ground(18.0, 5.0, 1.4, (0.1, 2.2))
+    rng = np.random.default_rng(3)
+    x0, d0 = rng.uniform(-1.0, 1.0, 60), rng.uniform(0.3, 3.0, 60)
+    turn = math.radians(1.2)
+    # where the points are now, in the second frame's (turned) walker frame
+    x1, d1 = x0 - 0.01, d0 - 0.06
+    xt, dt = x1 * math.cos(turn) + d1 * math.sin(turn), -x1 * math.sin(turn) + d1 * math.cos(turn)
+    u, v = truth.to_image(xt, dt)
+    body = dataclasses.replace(truth, pitch=truth.pitch + math.radians(pitch_error_deg))
+
+    def pitched(p: np.ndarray) -> tuple[np.ndarray, ...]:
+        return body.to_walker(u, v, p)
+
+    found = _most_alike(pitched, x0, d0, body.pitch, math.radians(4.0))
+    assert found is not None and math.degrees(found - truth.pitch) == pytest.approx(0.0, abs=0.05)
+    assert _most_alike(pitched, x0, d0, body.pitch, math.radians(abs(pitch_error_deg) / 2)) is None
+    xp, dp = (a[0] for a in truth.to_walker(u, v, [found]))
+
+    def turned(a: np.ndarray) -> tuple[np.ndarray, ...]:
+        cs, sn = np.cos(a)[:, None], np.sin(a)[:, None]
+        return xp * cs - dp * sn, xp * sn + dp * cs
+
+    back = _most_alike(turned, x0, d0, 0.0, math.radians(3.0))
+    assert back is not None and math.degrees(back) == pytest.approx(1.2, abs=0.05)
 
 
 @pytest.mark.parametrize(("pitch", "heading", "height", "heel"), GROUNDS)
@@ -374,6 +426,25 @@ def test_a_walker_lost_and_found_starts_the_geometry_afresh() -> None:
     assert tracker.heading == 0.0
     g = tracker.update(seen_from(0.0, 2.0, 1.4, math.radians(18.0)), (360, 640))
     assert g is not None and g.heel_cam[1] == pytest.approx(2.0 - 0.05 + HEEL_BEHIND_TOE_M, abs=0.05)
+
+
+def test_bent_thighs_hold_the_distance_until_reset() -> None:
+    """A squat: hip-to-knee shrinks against eye-to-hip (the thighs point at the camera). The tracker then
+    takes no distance from the body (its ruler is short), and forgets the longest thigh it saw on reset."""
+    tracker = GroundTracker()
+    standing = {
+        **STANDING,
+        L_HIP: (0.53, 0.50, 0.9),
+        R_HIP: (0.47, 0.50, 0.9),
+        L_KNEE: (0.53, 0.72, 0.9),
+        R_KNEE: (0.47, 0.72, 0.9),
+    }
+    squat = {**standing, L_KNEE: (0.53, 0.58, 0.9), R_KNEE: (0.47, 0.58, 0.9)}
+    assert not tracker._thighs_bent(pose_with(standing), (360, 640))
+    assert tracker._thighs_bent(pose_with(squat), (360, 640))
+    assert not tracker._thighs_bent(pose_with({**standing, L_KNEE: (0.53, 0.5, 0.1)}), (360, 640))  # unseen
+    tracker.reset()
+    assert not tracker._thighs_bent(pose_with(squat), (360, 640))  # the first seen is the longest yet
 
 
 def test_walking_direction_is_the_direction_of_the_summed_ground_velocities() -> None:

@@ -48,8 +48,10 @@ MAX_MEASURED_HEADING = math.radians(70.0)  # one flow measurement further off is
 UPRIGHT_SHARE = 0.95  # eye-to-toe over shoulder width below this share of the tallest lately: not upright
 # Hip-to-knee over eye-to-hip (image rows) below this share of the longest lately: the thighs are bent
 # towards the camera, a crouch or a squat, even when eye-to-toe passes the test above. On the real squat clip
-# the ratio falls from 0.55 to 0.12 in a squat; walking backwards in the real corridor clip its 1st
-# percentile is 0.8 of its median, on the rendered suite 0.94.
+# the ratio falls from 0.55 to 0.12 in a squat, and half the frames count as bent. Walking frames count too
+# at times: 11-17% in the real corridor clips, 6% of the real treadmill runner's, none of the rendered
+# suite's (a stride swings a thigh towards the camera); their distance is not taken, and the median of the
+# others holds it.
 THIGH_SHARE = 0.8
 
 EYE_HEIGHT_RATIO = 0.936  # eye height / stature (adult anthropometric tables)
@@ -125,7 +127,7 @@ class Ground:
         them as seen with each of these pitches instead (k of them give arrays of shape (k, len(u)))."""
         u, v = np.asarray(u, float), np.asarray(v, float)
         rx, ry = (u - self.cx) / self.f, (v - self.cy) / self.f
-        p = self.pitch if pitch is None else np.asarray(pitch, float)[:, None]
+        p = self.pitch if pitch is None else np.atleast_1d(np.asarray(pitch, float))[:, None]
         sp, cp = np.sin(p), np.cos(p)
         # ray in the level frame: right rx, up (-ry*cp - sp), forward (cp - ry*sp)
         up = -ry * cp - sp

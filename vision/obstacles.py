@@ -21,8 +21,8 @@ Method (pure computation, one `PathWatcher` per stream):
    distance / closing speed, only for tracks in the corridor, seen for long enough, and clearly closing.
 5. **Ego-motion.** The ground slides under the pair at the walker's speed, opposite to the walking
    direction. Ground points tracked from frame to frame (Lucas-Kanade) give both, placed with the pitch
-   under which they all moved alike; the direction corrects the corridor when the partner walks offset to
-   one side (then the line of sight is not the path).
+   and turned by the turn under which they all moved alike; the direction corrects the corridor when the
+   partner walks offset to one side (then the line of sight is not the path).
 6. **Coverage.** The corridor (shoulders plus margins, heels to 3 m back) is sampled every 10 cm; the share
    of points seen is the coverage. Low coverage for a while coaches the partner ("half a step to your
    left") and, if the walker keeps moving, tells the walker once that the path behind is not seen. Hidden
@@ -186,8 +186,8 @@ def _most_alike(
 ) -> float | None:
     """The parameter within `span` of `centre` under which the points that `place` puts on the ground,
     given k values, as (k, n) arrays of (x, d), moved most alike from (x0, d0): the least median distance
-    from the median motion. Coarse (16ths of the span) to fine (128ths). None when the best lies at the edge
-    of the span (the starting guess is far off, or the points are not the ground)."""
+    from the median motion. Coarse (steps of span / 8) to fine (span / 64). None when the best lies at the
+    edge of the span (the starting guess is far off, or the points are not the ground)."""
     steps = np.linspace(-span, span, 17)
     for fine in (False, True):
         values = centre + steps
@@ -455,7 +455,7 @@ class PathWatcher:
         camera by 2.4 cm, a sideways 0.24 m/s in 0.1 s; a turn moves points the further from the heels the
         more, so this frame's ends are turned by the turn under which they move most alike."""
         c = self.config
-        if self._prev is not None and t_s - self._prev[0] < c.flow_interval_s:
+        if self._prev is not None and t_s - self._prev[0] < c.flow_interval_s - 1e-6:  # 0.7 - 0.6 < 0.1
             return  # the ground's flow is averaged over many frames anyway: half the frames do
         h, w = bgr.shape[:2]
         half = cv2.resize(bgr, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
@@ -503,11 +503,11 @@ class PathWatcher:
         good = np.isfinite(x1) & np.isfinite(d1)
         if good.sum() < 10:
             return
-        x0, d0, x1, d1 = x0[good], d0[good], x1[good], d1[good]
+        x0, d0, xp, dp = x0[good], d0[good], x1[good], d1[good]
 
         def turned(turn: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], ...]:
             cs, sn = np.cos(turn)[:, None], np.sin(turn)[:, None]
-            return x1 * cs - d1 * sn, x1 * sn + d1 * cs
+            return xp * cs - dp * sn, xp * sn + dp * cs
 
         turn = _most_alike(turned, x0, d0, 0.0, math.radians(c.turn_search_deg))
         if turn is None:
@@ -524,7 +524,9 @@ class PathWatcher:
         self._flow_frames += 1
         if speed > c.moving_mps and vd > 0:
             # A sideways part of the ground's motion means the corridor is turned from the line of sight.
-            self.ground.update_heading(self.ground.heading + math.atan2(vx, vd), speed)
+            # (vx, vd) lie along the last frame's axes after the turn; + turn puts them along this frame's,
+            # whose heading is the tracker's now.
+            self.ground.update_heading(self.ground.heading + math.atan2(vx, vd) + turn, speed)
 
     def _track(self, blobs: list[_Blob], t_s: float) -> None:
         c = self.config
