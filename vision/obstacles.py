@@ -524,9 +524,7 @@ class PathWatcher:
         self._flow_frames += 1
         if speed > c.moving_mps and vd > 0:
             # A sideways part of the ground's motion means the corridor is turned from the line of sight.
-            # (vx, vd) lie along the last frame's axes after the turn; + turn puts them along this frame's,
-            # whose heading is the tracker's now.
-            self.ground.update_heading(self.ground.heading + math.atan2(vx, vd) + turn, speed)
+            self.ground.update_heading(self.ground.heading + math.atan2(vx, vd), speed)
 
     def _track(self, blobs: list[_Blob], t_s: float) -> None:
         c = self.config
