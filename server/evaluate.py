@@ -40,6 +40,7 @@ import statistics
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,30 +132,32 @@ def attribute(truth: dict[str, Any], warning: Event) -> str | None:
     return best[1] if best else None
 
 
+def _states_by_deadline(
+    truth: dict[str, Any], obstacle: dict[str, Any]
+) -> Iterator[tuple[float, dict[str, Any]]]:
+    """(frame time, truth state) of `obstacle` at every frame up to its deadline (2 s before contact)."""
+    deadline = float(obstacle["contact_t_s"]) - LEAD_S
+    for f in truth["per_frame"]:
+        if f["t"] <= deadline + 1e-6:
+            yield from ((float(f["t"]), o) for o in f["obstacles"] if o["id"] == obstacle["id"])
+
+
 def _told_blind(truth: dict[str, Any], obstacle: dict[str, Any], notices: list[Event]) -> bool:
     """A path notice before the deadline while this obstacle stood hidden in the corridor."""
     deadline = float(obstacle["contact_t_s"]) - LEAD_S
-    for n in notices:
-        if float(n["t"]) > deadline:
-            continue
-        for f in truth["per_frame"]:
-            if float(n["t"]) - 1e-6 <= f["t"] <= deadline + 1e-6:
-                o = next((o for o in f["obstacles"] if o["id"] == obstacle["id"]), None)
-                if o and o.get("in_corridor") and float(o.get("visible_fraction", 1.0)) < HIDDEN_VISIBLE:
-                    return True
-    return False
+    first = min((float(n["t"]) for n in notices if float(n["t"]) <= deadline), default=None)
+    return first is not None and any(
+        t >= first - 1e-6 and o.get("in_corridor") and float(o.get("visible_fraction", 1.0)) < HIDDEN_VISIBLE
+        for t, o in _states_by_deadline(truth, obstacle)
+    )
 
 
 def _seen_in_time(truth: dict[str, Any], obstacle: dict[str, Any]) -> bool:
     """Half or more of the obstacle was in view at some frame up to its deadline (2 s before contact): a
     camera could have warned in time. Hidden until then (behind the walker), it could not."""
-    deadline = float(obstacle["contact_t_s"]) - LEAD_S
     return any(
         float(o.get("visible_fraction", 1.0)) >= HIDDEN_VISIBLE
-        for f in truth["per_frame"]
-        if f["t"] <= deadline + 1e-6
-        for o in f["obstacles"]
-        if o["id"] == obstacle["id"]
+        for _, o in _states_by_deadline(truth, obstacle)
     )
 
 

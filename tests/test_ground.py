@@ -440,11 +440,15 @@ def test_bent_thighs_hold_the_distance_until_reset() -> None:
         R_KNEE: (0.47, 0.72, 0.9),
     }
     squat = {**standing, L_KNEE: (0.53, 0.58, 0.9), R_KNEE: (0.47, 0.58, 0.9)}
-    assert not tracker._thighs_bent(pose_with(standing), (360, 640))
-    assert tracker._thighs_bent(pose_with(squat), (360, 640))
-    assert not tracker._thighs_bent(pose_with({**standing, L_KNEE: (0.53, 0.5, 0.1)}), (360, 640))  # unseen
+
+    def bent(points: dict[int, tuple[float, float, float]]) -> bool:
+        return tracker._thighs_bent(pose_with(points), (360, 640), 0.10 * 640, 0.50 * 640)  # eye, hip rows
+
+    assert not bent(standing)
+    assert bent(squat)
+    assert not bent({**standing, L_KNEE: (0.53, 0.5, 0.1)})  # a knee unseen
     tracker.reset()
-    assert not tracker._thighs_bent(pose_with(squat), (360, 640))  # the first seen is the longest yet
+    assert not bent(squat)  # the first seen is the longest yet
 
 
 def test_walking_direction_is_the_direction_of_the_summed_ground_velocities() -> None:

@@ -238,7 +238,10 @@ class GroundTracker:
         # height against its shoulder width (which a crouch keeps) and its thighs' length say whether it
         # does; while it does not, the distance is held (the pair moves together, so it changes slowly
         # anyway). On the real squat clip, half-way down the first test passed and the distance read 5% far.
-        upright = self._upright(pose, frame_wh, contact_v - eye_v) and not self._thighs_bent(pose, frame_wh)
+        hips_seen = pose.visibility[L_HIP] >= 0.3 and pose.visibility[R_HIP] >= 0.3
+        hip_v = float(pose.xy[L_HIP, 1] + pose.xy[R_HIP, 1]) / 2.0 * frame_wh[1]
+        bent = hips_seen and self._thighs_bent(pose, frame_wh, eye_v, hip_v)
+        upright = self._upright(pose, frame_wh, contact_v - eye_v) and not bent
         if upright or not self._distances:
             self._distances.append(dist)
         distance = float(np.median(self._distances))
@@ -246,8 +249,7 @@ class GroundTracker:
         # row jumps with each step: on the generated suite with a simulated gait of 0.25-0.45 m steps, a
         # pitch from the toes warned 0-8% of hazards in time, from the hips 46-62%).
         theta = math.atan2(height - toe_h, distance) - a
-        if pose.visibility[L_HIP] >= 0.3 and pose.visibility[R_HIP] >= 0.3:
-            hip_v = float(pose.xy[L_HIP, 1] + pose.xy[R_HIP, 1]) / 2.0 * frame_wh[1]
+        if hips_seen:
             hip_h = HIP_HEIGHT_RATIO * c.walker_height_m
             theta = math.atan2(height - hip_h, distance) - math.atan((hip_v - cy) / f)
         # the walker's place on the ground: the distance above is its depth along the camera's level forward
@@ -279,16 +281,13 @@ class GroundTracker:
         self._tall_aspect = max(aspect, self._tall_aspect * 0.998)  # the tallest lately, slowly forgotten
         return aspect >= UPRIGHT_SHARE * self._tall_aspect
 
-    def _thighs_bent(self, pose: Pose, frame_wh: tuple[int, int]) -> bool:
-        """The thighs are bent towards the camera (THIGH_SHARE). False when the eyes, hips or knees are not
-        seen."""
+    def _thighs_bent(self, pose: Pose, frame_wh: tuple[int, int], eye: float, hip: float) -> bool:
+        """The thighs are bent towards the camera (THIGH_SHARE), from the eye and hip rows (px) the caller
+        has. False when an eye or a knee is not seen (the caller checks the hips)."""
         vis = pose.visibility
-        if min(vis[L_EYE], vis[R_EYE], vis[L_HIP], vis[R_HIP], vis[L_KNEE], vis[R_KNEE]) < 0.3:
+        if min(vis[L_EYE], vis[R_EYE], vis[L_KNEE], vis[R_KNEE]) < 0.3:
             return False
-        y = pose.xy[:, 1] * frame_wh[1]
-        eye, hip, knee = (
-            (float(y[a]) + float(y[b])) / 2.0 for a, b in ((L_EYE, R_EYE), (L_HIP, R_HIP), (L_KNEE, R_KNEE))
-        )
+        knee = float(pose.xy[L_KNEE, 1] + pose.xy[R_KNEE, 1]) / 2.0 * frame_wh[1]
         if hip - eye < 4:
             return True
         thigh = (knee - hip) / (hip - eye)
