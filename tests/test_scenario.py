@@ -16,6 +16,7 @@ from tests.conftest import clip_path
 from vision.pose import PoseEstimator
 from vision.scenario import (
     KINDS,
+    TEXTURES,
     CameraPose,
     Intrinsics,
     Renderer,
@@ -210,7 +211,7 @@ def test_the_suite_covers_the_brief() -> None:
     # Controls run longer: the false-alarm rate is counted per minute of clear path.
     assert all(6.0 <= s.duration_s <= (20.0 if s.control else 12.0) and s.fps == 15 for s in specs)
     assert {s.resolution_wh for s in specs} == {(640, 360), (360, 640)}
-    assert {s.ground.texture for s in specs} == {"asphalt", "concrete", "grass", "paving", "gravel"}
+    assert {s.ground.texture for s in specs} == set(TEXTURES)
     assert any(s.lighting.clouds for s in specs) and any(s.lighting.shadow_bands for s in specs)
     assert sum(s.camera.shake_deg > 1.0 for s in specs) >= 2
     sides: set[str] = set()

@@ -112,7 +112,7 @@ HEIGHT_BOUNDS: dict[str, tuple[float, float]] = {
     "person": (0.9, 2.1),
     "dog": (0.2, 1.0),
 }
-TEXTURES = ("asphalt", "concrete", "grass", "paving", "gravel")
+TEXTURES = ("asphalt", "concrete", "grass", "paving", "gravel", "smooth")
 TOP_TEXTURE = {"kerb_up": "concrete", "kerb_down": "asphalt", "hole": "gravel"}
 TEXEL_M = 0.01
 TEXTURE_SIZE = 2048  # texels: a 20.48 m tile at 1 cm
@@ -1086,6 +1086,9 @@ def _texture_image(name: str, seed: int) -> U8:
         joint = ((xs % slab) < 2) | ((ys % slab) < 2)
         lum = np.where(joint, lum * 0.55, lum).astype(np.float32)
         return _colourise(lum, (158, 162, 165))
+    if name == "smooth":  # a polished or freshly sealed floor (a clinic's): light varies over metres only
+        lum = 1 + _fbm(rng, n, [(8, 0.05), (64, 0.015)])
+        return _colourise(lum, (120, 124, 128))
     if name == "grass":
         lum = 1 + _fbm(rng, n, [(16, 0.12), (128, 0.08), (1024, 0.12), (2048, 0.18)])
         patch = _fbm(rng, n, [(8, 1.0), (32, 0.5)])
