@@ -491,6 +491,27 @@ def test_time_to_contact_follows_the_truth_into_the_last_second(request: pytest.
     assert all(0.7 <= r <= 1.3 for r in ratios), [round(r, 2) for r in ratios]
 
 
+def test_on_a_smooth_floor_the_motion_is_unknown_and_the_pole_still_warned_in_time() -> None:
+    """pole_smooth_floor_off05 from the suite: a sealed floor gives Lucas-Kanade too little texture. Points
+    stuck where they were read the 0.8 m/s walker at 0.3-0.45 m/s, "standing" at times, and the pole was not
+    warned 2 s ahead. Now the walker's motion is reported unknown, with no speed rather than a wrong one,
+    and the pole's own closing speed warns of it at least 2 s before the heels reach it."""
+    spec = json.loads((SUITE / "pole_smooth_floor_off05.json").read_text())
+    scene = render_scene({**spec, "name": "pole_smooth_floor_off05"})
+    runs = analyse(scene)
+    later = [p for k, p in with_path(runs) if scene.t(k) >= 2.0]
+    wrong = [p.get("walker_speed_mps") for p in later if p.get("motion_known", True)]
+    wrong = [v for v in wrong if v is None or abs(v / 0.8 - 1) > 0.25]
+    assert wrong == [], f"speeds given for a 0.8 m/s walker the ground's flow cannot measure: {wrong}"
+    assert sum(not p["motion_known"] for p in later) >= 0.9 * len(later)
+    (summary,) = scene.truth.summaries
+    assert summary.deadline_t_s is not None
+    warned = [scene.t(k) for k, a in enumerate(runs) if obstacle_hazards(a)]
+    assert warned and warned[0] <= summary.deadline_t_s, (
+        f"first warning at {warned[0] if warned else None} s, due by {summary.deadline_t_s:.2f}"
+    )
+
+
 def test_a_walker_standing_still_hears_nothing_about_a_pole(request: pytest.FixtureRequest) -> None:
     """A pole stands 1.6 m behind a walker who does not move: it is tracked in the corridor, and nothing is
     said (nothing closes on anything)."""

@@ -88,6 +88,14 @@ class PathConfig:
     coverage_low_s: float = 1.5  # low this long: coach the partner
     blind_notice_s: float = 3.0  # low this long while the walker moves: tell the walker once
     flow_mode_radius_m: float = 0.03  # ground points within this of the densest motion are averaged
+    flow_min_eig: float = 3e-5  # a ground point has texture when its 13 px window's least eigenvalue
+    flow_textured_share: float = 0.4  # (cv2.cornerMinEigenVal) is this high, and the ground's flow is
+    # measured only when this share of its points has: on a smooth floor points stuck where they were and
+    # read a 0.8 m/s walker as 0.3-0.6 m/s, "standing" at times. The suite's textures give 0.55-1.0 of
+    # the points, the smooth floor 0-0.27
+    flow_window_s: float = 1.5  # fewer than `flow_min_count` measurements of the ground's flow in this long:
+    flow_min_count: int = 3  # the walker's motion is unknown (the suite has at least 5 in any 1.5 s; a
+    # smooth floor let through a lone wrong one now and then, which silenced a pole's warning for 2 s)
     flow_interval_s: float = 0.1  # the ground's flow is measured between frames at least this far apart
     pitch_search_deg: float = 4.0  # ...with this frame's pitch looked for this far either side of the body's
     turn_search_deg: float = 3.0  # ...and its walker frame's turn this far either way
@@ -238,6 +246,9 @@ class PathWatcher:
         self._prev: tuple[float, npt.NDArray[np.uint8], Ground, npt.NDArray[np.bool_]] | None = None
         self.speed_mps: float | None = None
         self._flow_frames = 0
+        self._flow_ts: deque[float] = deque()  # when the ground's flow was measured, the last window's worth
+        self._watch_t: float | None = None  # when the watch began
+        self.motion_unknown = False
         self._facing: deque[bool] = deque(maxlen=15)
         self._frame_ones: npt.NDArray[np.uint8] | None = None
         self._low_since: float | None = None
@@ -282,6 +293,7 @@ class PathWatcher:
         notground = self._not_ground(ipm, seen)
         blobs, labels = self._blobs(notground, hidden, seen)
         self._ego_motion(bgr, ground, seen, t_s)
+        self._check_motion(t_s)
         self._track(blobs, t_s)
         coverage, by_m, unseen_reason = self._coverage(ground, body, labels, w, h)
         hazards, obstacles = self._hazards(t_s, ground)
@@ -296,6 +308,7 @@ class PathWatcher:
             "coach": COACH_PHRASES.get(coach_id) if coach_id else None,
             "coach_id": coach_id,
             "walker_speed_mps": None if self.speed_mps is None else round(self.speed_mps, 2),
+            "motion_known": not self.motion_unknown,
             "heading_deg": round(math.degrees(self.ground.heading), 1),
             "distance_m": round(ground.distance_m, 2),
             "facing_camera": sum(self._facing) * 2 > len(self._facing),
@@ -311,6 +324,9 @@ class PathWatcher:
         self._prev = None
         self._flow_frames = 0
         self.speed_mps = None
+        self._flow_ts.clear()
+        self._watch_t = None
+        self.motion_unknown = False
         self._low_since = self._ok_since = self._moving_since = None
         self._blind = False
 
@@ -477,6 +493,11 @@ class PathWatcher:
         if len(p0) > 64:
             keep = np.linspace(0, len(p0) - 1, 64).astype(int)
             rows, cols, p0 = rows[keep], cols[keep], p0[keep]
+        eig = cv2.cornerMinEigenVal(gray0, 13, ksize=3)
+        pu = np.clip(np.rint(p0[:, 0]).astype(int), 0, eig.shape[1] - 1)
+        pv = np.clip(np.rint(p0[:, 1]).astype(int), 0, eig.shape[0] - 1)
+        if np.count_nonzero(eig[pv, pu] >= c.flow_min_eig) < c.flow_textured_share * len(p0):
+            return  # too plain a ground: Lucas-Kanade's points would stay where they are
         p1, status, _ = cv2.calcOpticalFlowPyrLK(
             gray0,
             gray,
@@ -522,9 +543,23 @@ class PathWatcher:
             return
         self.speed_mps = speed if self.speed_mps is None else self.speed_mps + 0.15 * (speed - self.speed_mps)
         self._flow_frames += 1
+        self._flow_ts.append(t_s)
         if speed > c.moving_mps and vd > 0:
             # A sideways part of the ground's motion means the corridor is turned from the line of sight.
             self.ground.update_heading(self.ground.heading + math.atan2(vx, vd), speed)
+
+    def _check_motion(self, t_s: float) -> None:
+        """The walker's motion is unknown when the ground's flow is seldom measured (a smooth floor, blur,
+        the dark). Their last speed is then no longer theirs, and "not walking" would silence every obstacle
+        warning: instead each track's own closing speed decides (`_hazards`), and a walker whose path is
+        hidden is told so (`_coach`)."""
+        c = self.config
+        self._watch_t = t_s if self._watch_t is None else self._watch_t
+        while self._flow_ts and self._flow_ts[0] < t_s - c.flow_window_s:
+            self._flow_ts.popleft()
+        self.motion_unknown = t_s - self._watch_t > c.flow_window_s and len(self._flow_ts) < c.flow_min_count
+        if self.motion_unknown:
+            self.speed_mps = None
 
     def _track(self, blobs: list[_Blob], t_s: float) -> None:
         c = self.config
@@ -598,12 +633,14 @@ class PathWatcher:
             pts = tr.window(t_s, c.track_window_s)
             span = t_s - pts[0][0]
             confirmed = fit is not None and span >= c.track_min_span_s and len(pts) >= c.min_hits
-            confirmed = confirmed and self._flow_frames >= c.min_flow_frames  # the walker's speed is known
+            # The walker's speed is known, or has been unknown for long enough that waiting is no answer.
+            confirmed = confirmed and (self._flow_frames >= c.min_flow_frames or self.motion_unknown)
             confirmed = confirmed and d_sd * math.sqrt(len(pts)) <= c.max_fit_sd_m * 2
             need = max(c.min_closing_mps, c.static_share * (self.speed_mps or 0.0))
             # Only a walking walker is warned about obstacles: time to contact is about walking into
             # something. A walker standing still (or a static camera on a clip) hears nothing from here.
-            walking = self.speed_mps is not None and self.speed_mps >= c.moving_mps
+            # Unknown motion counts as walking: silence must not mean "clear" while the system cannot tell.
+            walking = self.motion_unknown or (self.speed_mps is not None and self.speed_mps >= c.moving_mps)
             walking = walking and sum(self._facing) * 2 > len(self._facing)  # ...backwards
             ttc = None
             may_start = tr.warning or distance >= c.min_first_warning_m
@@ -686,7 +723,8 @@ class PathWatcher:
             if t_s - self._ok_since >= 1.0:
                 self._low_since = None
         backwards = sum(self._facing) * 2 > len(self._facing)
-        moving = self.speed_mps is not None and self.speed_mps > c.moving_mps and backwards
+        moving = self.motion_unknown or (self.speed_mps is not None and self.speed_mps > c.moving_mps)
+        moving = moving and backwards
         self._moving_since = (self._moving_since or t_s) if moving else None
         low_for = 0.0 if self._low_since is None else t_s - self._low_since
         if self._low_since is None:
