@@ -97,6 +97,7 @@ class PathConfig:
     flow_min_count: int = 3  # the walker's motion is unknown (the suite has at least 5 in any 1.5 s; a
     # smooth floor let through a lone wrong one now and then, which silenced a pole's warning for 2 s)
     flow_interval_s: float = 0.1  # the ground's flow is measured between frames at least this far apart
+    flow_long_side_px: int = 320  # ...on the frame at half size, and at most this long
     pitch_search_deg: float = 4.0  # ...with this frame's pitch looked for this far either side of the body's
     turn_search_deg: float = 3.0  # ...and its walker frame's turn this far either way
     moving_mps: float = 0.3  # walking: older adults walk backwards at 0.45-0.6 m/s
@@ -460,8 +461,9 @@ class PathWatcher:
         """The walker's velocity over the ground, from the ground's flow.
 
         Ground points seen in the last frame are tracked into this one (pyramidal Lucas-Kanade on the
-        half-size image). Placed on the ground, each end with its own frame's geometry, they must all have
-        moved alike, by minus the walker's velocity in the walker frame, since the pair move together. Each
+        half-size image, 320 px long at most), if enough of them have texture. Placed on the ground, each
+        end with its own frame's geometry, they must all have moved alike, by minus the walker's velocity
+        in the walker frame, since the pair move together. Each
         frame's pitch comes from the walker's body, which follows the hand's shake but only to within a few
         tenths of a degree, and half a degree between frames reads as 0.7 m/s; a crouch moves the hips, and
         with them the body's pitch, by degrees while the camera stands still. A wrong pitch for this frame
@@ -474,8 +476,14 @@ class PathWatcher:
         if self._prev is not None and t_s - self._prev[0] < c.flow_interval_s - 1e-6:  # 0.7 - 0.6 < 0.1
             return  # the ground's flow is averaged over many frames anyway: half the frames do
         h, w = bgr.shape[:2]
-        half = cv2.resize(bgr, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-        gray = np.asarray(cv2.cvtColor(half, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+        # Half the live stream's 640 px, and no more than 320 px whatever comes in: Lucas-Kanade's window and
+        # the texture test below then see the same stretch of ground in a replayed 1280 px clip as live (at
+        # half of 1280, the real squat clip's floor passed for plain in 62 of 64 frames).
+        scale = min(0.5, c.flow_long_side_px / max(h, w))
+        small = cv2.resize(bgr, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
+        gray = np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+        # Pixel centres map as (u + 0.5) * s - 0.5; in float32, as Lucas-Kanade's points are.
+        sxy = np.array([gray.shape[1] / w, gray.shape[0] / h], np.float32)
         prev, self._prev = self._prev, (t_s, gray, ground, seen)
         if prev is None:
             return
@@ -487,7 +495,7 @@ class PathWatcher:
         if len(rows) < 12:
             return
         u0, v0 = ground0.to_image(self._xs[cols], self._ds[rows])
-        p0 = (np.stack([u0, v0], axis=1) * 0.5 - 0.25).astype(np.float32)
+        p0 = (np.stack([u0, v0], axis=1) * sxy + (0.5 * sxy - 0.5)).astype(np.float32)
         if not np.isfinite(p0).all():
             return
         if len(p0) > 64:
@@ -510,7 +518,7 @@ class PathWatcher:
         ok = status.ravel() == 1
         if ok.sum() < 10:
             return
-        p1 = (p1.reshape(-1, 2)[ok] + 0.25) * 2.0
+        p1 = (p1.reshape(-1, 2)[ok] + (0.5 - 0.5 * sxy)) / sxy
         x0, d0 = self._xs[cols][ok], self._ds[rows][ok]
         span = math.radians(c.pitch_search_deg)
 
@@ -561,6 +569,12 @@ class PathWatcher:
         if self.motion_unknown:
             self.speed_mps = None
 
+    def _walking_backwards(self) -> bool:
+        """Moving over the ground at `moving_mps` or more, facing the camera. Unknown motion counts as
+        walking: silence must not mean "clear" while the system cannot tell."""
+        moving = self.speed_mps is not None and self.speed_mps >= self.config.moving_mps
+        return (moving or self.motion_unknown) and sum(self._facing) * 2 > len(self._facing)
+
     def _track(self, blobs: list[_Blob], t_s: float) -> None:
         c = self.config
         used: set[int] = set()
@@ -610,6 +624,9 @@ class PathWatcher:
         c = self.config
         hazards: list[Hazard] = []
         views: list[dict[str, Any]] = []
+        # Only a walking walker is warned about obstacles: time to contact is about walking into something.
+        # A walker standing still (or a static camera on a clip) hears nothing from here.
+        walking = self._walking_backwards()
         for tr in self._tracks:
             if tr.last_t != t_s and t_s - tr.last_t > 0.3:
                 continue
@@ -637,11 +654,6 @@ class PathWatcher:
             confirmed = confirmed and (self._flow_frames >= c.min_flow_frames or self.motion_unknown)
             confirmed = confirmed and d_sd * math.sqrt(len(pts)) <= c.max_fit_sd_m * 2
             need = max(c.min_closing_mps, c.static_share * (self.speed_mps or 0.0))
-            # Only a walking walker is warned about obstacles: time to contact is about walking into
-            # something. A walker standing still (or a static camera on a clip) hears nothing from here.
-            # Unknown motion counts as walking: silence must not mean "clear" while the system cannot tell.
-            walking = self.motion_unknown or (self.speed_mps is not None and self.speed_mps >= c.moving_mps)
-            walking = walking and sum(self._facing) * 2 > len(self._facing)  # ...backwards
             ttc = None
             may_start = tr.warning or distance >= c.min_first_warning_m
             closing_clearly = closing > need and closing > 2 * c_sd
@@ -722,9 +734,7 @@ class PathWatcher:
             self._ok_since = t_s if self._ok_since is None else self._ok_since
             if t_s - self._ok_since >= 1.0:
                 self._low_since = None
-        backwards = sum(self._facing) * 2 > len(self._facing)
-        moving = self.motion_unknown or (self.speed_mps is not None and self.speed_mps > c.moving_mps)
-        moving = moving and backwards
+        moving = self._walking_backwards()
         self._moving_since = (self._moving_since or t_s) if moving else None
         low_for = 0.0 if self._low_since is None else t_s - self._low_since
         if self._low_since is None:
