@@ -228,7 +228,7 @@ def path_payload(path: dict[str, Any]) -> dict[str, Any] | None:
         "coach": coach if isinstance(coach, str) and coach else None,
         "coach_id": coach_id if isinstance(coach_id, str) and coach_id else None,
         "walker_speed_mps": _r2(path.get("walker_speed_mps")),
-        "motion_known": bool(path.get("motion_known", True)),
+        "motion_known": path["motion_known"] if isinstance(path.get("motion_known"), bool) else None,
         "corridor_px": points if len(points) >= 3 else None,
         "obstacles": sent,
     }

@@ -499,11 +499,12 @@ def test_on_a_smooth_floor_the_motion_is_unknown_and_the_pole_still_warned_in_ti
     spec = json.loads((SUITE / "pole_smooth_floor_off05.json").read_text())
     scene = render_scene({**spec, "name": "pole_smooth_floor_off05"})
     runs = analyse(scene)
-    later = [p for k, p in with_path(runs) if scene.t(k) >= 2.0]
-    wrong = [p.get("walker_speed_mps") for p in later if p.get("motion_known", True)]
-    wrong = [v for v in wrong if v is None or abs(v / 0.8 - 1) > 0.25]
+    paths = with_path(runs)
+    wrong = [p["walker_speed_mps"] for _, p in paths if p["walker_speed_mps"] is not None]
+    wrong = [v for v in wrong if abs(v / 0.8 - 1) > 0.25]
     assert wrong == [], f"speeds given for a 0.8 m/s walker the ground's flow cannot measure: {wrong}"
-    assert sum(not p["motion_known"] for p in later) >= 0.9 * len(later)
+    later = [p for k, p in paths if scene.t(k) >= PathConfig().flow_window_s + 0.2]
+    assert later and all(p["motion_known"] is False for p in later)
     (summary,) = scene.truth.summaries
     assert summary.deadline_t_s is not None
     warned = [scene.t(k) for k, a in enumerate(runs) if obstacle_hazards(a)]
@@ -548,16 +549,22 @@ def test_a_walker_standing_still_hears_nothing_about_someone_walking_up(
     assert [(k, obstacle_hazards(a)) for k, a in enumerate(runs) if obstacle_hazards(a)] == []
 
 
-def test_a_walker_squatting_before_a_still_camera_is_not_walking() -> None:
-    """The real squat clip, each frame twice at 10 fps as the browser test's fake camera sends it: the camera
-    and the floor stand still while the hips drop and rise. The body's pitch follows the hips by degrees,
-    and with each frame's ends placed by it the still floor read as moving at up to 0.4 m/s and raised
-    obstacle warnings twice in 39 s. The pitch under which the floor's points moved alike says it did not
-    move."""
+@pytest.mark.parametrize("every_ms", [100, 400])
+def test_a_walker_squatting_before_a_still_camera_is_not_walking(every_ms: int) -> None:
+    """The real squat clip (5 fps) as the browser test's fake camera sends it, each frame twice at 10 fps,
+    and as a busy server gets through it, every other frame at 2.5 fps: the camera and the floor stand still
+    while the hips drop and rise. The body's pitch follows the hips by degrees, and with each frame's ends
+    placed by it the still floor read as moving at up to 0.4 m/s and raised obstacle warnings twice in 39 s.
+    The pitch under which the floor's points moved alike says it did not move. At 2.5 fps the deepest
+    squats leave the flow without a common motion for 3 s; that is not "unknown motion" (the floor has
+    texture), so the walker is not taken for walking and told their path is hidden."""
     person = [cv2.resize(f, (360, 640)) for f in read_frames(WALKER_CLIP, limit=65)]
     pipeline = Pipeline(PipelineConfig(mode="partner"))
     try:
-        runs = [pipeline.process(person[(k // 2) % len(person)], k * 100) for k in range(390)]
+        runs = [
+            pipeline.process(person[(k * every_ms // 200) % len(person)], k * every_ms)
+            for k in range(39_000 // every_ms)
+        ]
     finally:
         pipeline.close()
     speeds = [p["walker_speed_mps"] for _, p in with_path(runs) if p["walker_speed_mps"] is not None]

@@ -419,6 +419,7 @@ PATH = {
     "coach": "Walk half a step to your left",
     "coach_id": "coach_left",
     "walker_speed_mps": 0.6189,
+    "motion_known": True,
     "heading_deg": 3.2,
     "distance_m": 2.4,
     "corridor_px": [[150.4, 500.6], [210.0, 500.0], [205.2, 300.0], [160.0, 300.0]],
@@ -443,6 +444,7 @@ PATH_SENT = {
     "coach": "Walk half a step to your left",
     "coach_id": "coach_left",
     "walker_speed_mps": 0.62,
+    "motion_known": True,
     "corridor_px": [[150, 501], [210, 500], [205, 300], [160, 300]],
     "obstacles": [
         {
@@ -483,6 +485,7 @@ HIDDEN = Hazard(kind="path_hidden", tier="advisory", text="I cannot see behind y
                 "coach": None,
                 "coach_id": None,
                 "walker_speed_mps": None,
+                "motion_known": None,
                 "corridor_px": None,
                 "obstacles": [],
             },

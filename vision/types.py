@@ -84,6 +84,7 @@ PATH_KEYS = {
     "coach": "text for the partner, or None: e.g. 'Walk half a step to your left'",
     "coach_id": "phrase id of `coach` (pre-rendered audio), or None",
     "walker_speed_mps": "the walker's speed over the ground, from the ground's flow, or None",
+    "motion_known": "bool: False when the ground's flow cannot be measured (the walker's motion is unknown)",
     "heading_deg": "walking direction relative to the camera's line of sight to the walker",
     "distance_m": "camera to the walker's heels, on the ground",
     "facing_camera": "bool: the walker faces the camera (walks backwards); obstacle cues only then",
