@@ -480,9 +480,9 @@ class PathWatcher:
         if self._prev is not None and t_s - self._prev[0] < c.flow_interval_s - 1e-6:  # 0.7 - 0.6 < 0.1
             return  # the ground's flow is averaged over many frames anyway: half the frames do
         h, w = bgr.shape[:2]
-        # Half the live stream's 640 px, and no more than 320 px whatever comes in: Lucas-Kanade's window and
-        # the texture test below then see the same stretch of ground in a replayed 1280 px clip as live (at
-        # half of 1280, the real squat clip's floor passed for plain in 62 of 64 frames).
+        # Half the camera page's 640 px, and no more than 320 px whatever comes in: Lucas-Kanade's window and
+        # the texture test below then see the same stretch of ground in a client's 1280 px frame (at half of
+        # 1280, the real squat clip's floor passed for plain in 62 of 64 frames).
         scale = min(0.5, c.flow_long_side_px / max(h, w))
         small = cv2.resize(bgr, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
         gray = np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
