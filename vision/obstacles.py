@@ -105,6 +105,7 @@ class PathConfig:
     pitch_search_deg: float = 4.0  # ...with this frame's pitch looked for this far either side of the body's
     turn_search_deg: float = 3.0  # ...and its walker frame's turn this far either way
     moving_mps: float = 0.3  # walking: older adults walk backwards at 0.45-0.6 m/s
+    unknown_heading_deg: float = 15.0  # how far off the walking direction may be while the motion is unknown
 
 
 @dataclass
@@ -622,8 +623,8 @@ class PathWatcher:
         own = (measured - v) * prior / (prior + sd * sd)
         return v + own, math.sqrt(prior * sd * sd / (prior + sd * sd))
 
-    def _side(self, x0: float, x1: float) -> Side:
-        band = self.config.centre_band_m
+    def _side(self, x0: float, x1: float, unsure_m: float = 0.0) -> Side:
+        band = self.config.centre_band_m + unsure_m
         if x0 < band and x1 > -band:
             return "centre"
         return "left" if x0 >= band else "right"  # +x is the walker's left: they face the camera
@@ -653,8 +654,12 @@ class PathWatcher:
             # The side as far as it reaches for the corridor test: with the whole hidden wedge, a wall on the
             # right beside it was "centre" (side right on the suite 63% -> 68%; 68% with the seen part
             # alone; over camera-height priors 1.3-1.5 m: 59-65% -> 59-71%, seen part alone 53-68%).
-            side = self._side(r0, r1)
             distance, d_sd, closing, c_sd = fit if fit else (tr.history[-1][1], 0.3, 0.0, 1.0)
+            # Without the ground's flow the walking direction is a guess (the line of sight, or the last one
+            # measured), and a partner half a metre to the side turns it by 12-15 deg: a thing this far off
+            # the guessed centreline may be straight behind, and no side is said rather than a wrong one.
+            unsure = max(distance, 0.0) * math.tan(math.radians(c.unknown_heading_deg))
+            side = self._side(r0, r1, unsure if self.motion_unknown else 0.0)
             pts = tr.window(t_s, c.track_window_s)
             span = t_s - pts[0][0]
             confirmed = fit is not None and span >= c.track_min_span_s and len(pts) >= c.min_hits
