@@ -553,7 +553,7 @@ def test_a_walker_standing_still_hears_nothing_about_someone_walking_up(
     assert [(k, obstacle_hazards(a)) for k, a in enumerate(runs) if obstacle_hazards(a)] == []
 
 
-@pytest.mark.parametrize("every_ms", [100, 400])
+@pytest.mark.parametrize("every_ms", [100, 400, 600])
 def test_a_walker_squatting_before_a_still_camera_is_not_walking(every_ms: int) -> None:
     """The real squat clip (5 fps) as the browser test's fake camera sends it, each frame twice at 10 fps,
     and as a busy server gets through it, every other frame at 2.5 fps: the camera and the floor stand still
@@ -561,7 +561,8 @@ def test_a_walker_squatting_before_a_still_camera_is_not_walking(every_ms: int) 
     placed by it the still floor read as moving at up to 0.4 m/s and raised obstacle warnings twice in 39 s.
     The pitch under which the floor's points moved alike says it did not move. At 2.5 fps the deepest
     squats leave the flow without a common motion for 3 s; that is not "unknown motion" (the floor has
-    texture), so the walker is not taken for walking and told their path is hidden."""
+    texture), so the walker is not taken for walking and told their path is hidden. Frames 0.6 s apart are
+    too far apart to try the flow at all: no speed, and nothing said either."""
     person = [cv2.resize(f, (360, 640)) for f in read_frames(WALKER_CLIP, limit=65)]
     pipeline = Pipeline(PipelineConfig(mode="partner"))
     try:
@@ -572,8 +573,9 @@ def test_a_walker_squatting_before_a_still_camera_is_not_walking(every_ms: int) 
     finally:
         pipeline.close()
     speeds = [p["walker_speed_mps"] for _, p in with_path(runs) if p["walker_speed_mps"] is not None]
-    assert len(speeds) >= 0.9 * len(runs)
-    assert max(speeds) < 0.5 * PathConfig().moving_mps, max(speeds)
+    if every_ms < 500:
+        assert len(speeds) >= 0.9 * len(runs)
+        assert max(speeds) < 0.5 * PathConfig().moving_mps, max(speeds)
     assert [(k, [h.kind for h in a.hazards]) for k, a in enumerate(runs) if a.hazards] == []
 
 
@@ -598,7 +600,8 @@ def test_the_ground_flow_sees_the_same_floor_in_frames_of_any_size() -> None:
         pipeline.close()
     later = [p for k, p in with_path(runs) if k * 0.2 >= 1.5]
     assert all(p["motion_known"] for p in later), [p["motion_known"] for p in later]
-    assert max(p["walker_speed_mps"] for p in later) < 0.5 * PathConfig().moving_mps
+    speeds = [p["walker_speed_mps"] for p in later]
+    assert None not in speeds and max(speeds) < 0.5 * PathConfig().moving_mps, speeds
 
 
 def test_a_walker_facing_away_hears_nothing_about_an_obstacle(request: pytest.FixtureRequest) -> None:

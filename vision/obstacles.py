@@ -89,17 +89,19 @@ class PathConfig:
     blind_notice_s: float = 3.0  # low this long while the walker moves: tell the walker once
     flow_mode_radius_m: float = 0.03  # ground points within this of the densest motion are averaged
     flow_min_eig: float = 3e-5  # a ground point has texture when its 13 px window's least eigenvalue
-    flow_textured_share: float = 0.4  # (cv2.cornerMinEigenVal) is this high, and the ground's flow is
+    flow_textured_share: float = 0.3  # (cv2.cornerMinEigenVal) is this high, and the ground's flow is
     # measured only when this share of its points has: on a smooth floor points stuck where they were and
     # read a 0.8 m/s walker as 0.3-0.6 m/s, "standing" at times. The suite's textures give 0.55-1.0 of
-    # the points, the smooth floor 0-0.27
-    flow_window_s: float = 3.0  # no try at measuring the ground's flow in this long (frames over 0.5 s
-    flow_plain_share: float = 0.75  # apart), or more than this share of the tries finding the ground too
-    # plain (the texture test, or too few points tracked): the walker's motion is unknown. Tries that see
-    # texture but no common motion (a squat moves the body's pitch by degrees between frames at 2.5 fps)
-    # leave the last speed standing. A share, not "any": with no texture test a lone wrong 0.35 m/s let
-    # through on a smooth floor silenced a pole's warning for 2 s. The suite's scenes never find the ground
-    # plain, the smooth floor's always
+    # the points, the smooth floor 0-0.27, the real squat clip's floor 0.33-0.45 (5th-75th percentile;
+    # at 0.4 its deepest squats passed for plain and the walker, "unknown", heard the path was hidden)
+    flow_window_s: float = 3.0  # tries at measuring the ground's flow are judged over this long, once there
+    flow_min_tries: int = 6  # are this many (0.8 s at 15 fps): more than `flow_plain_share` of them seeing
+    flow_plain_share: float = 0.75  # too little textured ground (texture test, too few points seen or
+    flow_known_share: float = 0.5  # tracked) and the walker's motion is unknown, until under this share.
+    # Tries that see texture but no common motion (a squat moves the body's pitch by degrees between frames
+    # at 2.5 fps) leave the last speed standing, and so do frames too far apart to try (0.5 s or more). A
+    # share, not "any": with no texture test a lone wrong 0.35 m/s let through on a smooth floor silenced a
+    # pole's warning for 2 s. The suite's scenes never find the ground plain, the smooth floor's always
     flow_interval_s: float = 0.1  # the ground's flow is measured between frames at least this far apart
     flow_long_side_px: int = 320  # ...on the frame at half size, and at most this long
     pitch_search_deg: float = 4.0  # ...with this frame's pitch looked for this far either side of the body's
@@ -253,7 +255,6 @@ class PathWatcher:
         self.speed_mps: float | None = None
         self._flow_frames = 0
         self._flow_tries: deque[tuple[float, bool]] = deque()  # (when, too plain) over the last window
-        self._watch_t: float | None = None  # when the watch began
         self.motion_unknown = False
         self._facing: deque[bool] = deque(maxlen=15)
         self._frame_ones: npt.NDArray[np.uint8] | None = None
@@ -317,7 +318,7 @@ class PathWatcher:
             "motion_known": not self.motion_unknown,
             "heading_deg": round(math.degrees(self.ground.heading), 1),
             "distance_m": round(ground.distance_m, 2),
-            "facing_camera": sum(self._facing) * 2 > len(self._facing),
+            "facing_camera": self._facing_camera(),
             "corridor_px": corridor,
             "obstacles": obstacles,
         }
@@ -331,7 +332,6 @@ class PathWatcher:
         self._flow_frames = 0
         self.speed_mps = None
         self._flow_tries.clear()
-        self._watch_t = None
         self.motion_unknown = False
         self._low_since = self._ok_since = self._moving_since = None
         self._blind = False
@@ -496,7 +496,7 @@ class PathWatcher:
         dt = t_s - t0
         if not 0.02 < dt < 0.5 or gray0.shape != gray.shape:
             return
-        self._flow_tries.append((t_s, False))
+        self._flow_tries.append((t_s, True))  # too plain, until the points pass the texture test
         rows, cols = np.nonzero(seen0 & self._flow_region)
         if len(rows) < 12:
             return
@@ -511,7 +511,6 @@ class PathWatcher:
         pu = np.clip(np.rint(p0[:, 0]).astype(int), 0, eig.shape[1] - 1)
         pv = np.clip(np.rint(p0[:, 1]).astype(int), 0, eig.shape[0] - 1)
         if np.count_nonzero(eig[pv, pu] >= c.flow_min_eig) < c.flow_textured_share * len(p0):
-            self._flow_tries[-1] = (t_s, True)
             return  # too plain a ground: Lucas-Kanade's points would stay where they are
         p1, status, _ = cv2.calcOpticalFlowPyrLK(
             gray0,
@@ -524,8 +523,8 @@ class PathWatcher:
         )
         ok = status.ravel() == 1
         if ok.sum() < 10:
-            self._flow_tries[-1] = (t_s, True)
             return
+        self._flow_tries[-1] = (t_s, False)  # the ground is seen to move, alike or not
         p1 = (p1.reshape(-1, 2)[ok] + (0.5 - 0.5 * sxy)) / sxy
         x0, d0 = self._xs[cols][ok], self._ds[rows][ok]
         span = math.radians(c.pitch_search_deg)
@@ -565,16 +564,20 @@ class PathWatcher:
 
     def _check_motion(self, t_s: float) -> None:
         """The walker's motion is unknown when the ground's flow cannot be measured (a smooth floor, blur,
-        the dark, frames too far apart). Their last speed is then no longer theirs, and "not walking" would
+        the dark, the ground out of sight). Their last speed is then no longer theirs, and "not walking" would
         silence every obstacle warning: instead each track's own closing speed decides (`_hazards`), and a
         walker whose path is hidden is told so (`_coach`)."""
         c = self.config
-        self._watch_t = t_s if self._watch_t is None else self._watch_t
         while self._flow_tries and self._flow_tries[0][0] < t_s - c.flow_window_s:
             self._flow_tries.popleft()
-        plain = sum(p for _, p in self._flow_tries)
-        blind = not self._flow_tries or plain > c.flow_plain_share * len(self._flow_tries)
-        self.motion_unknown = t_s - self._watch_t > c.flow_window_s and blind
+        tries = len(self._flow_tries)
+        if tries >= c.flow_min_tries:
+            plain = sum(p for _, p in self._flow_tries) / tries
+            if not self.motion_unknown and plain > c.flow_plain_share:
+                self.motion_unknown = True
+                self._flow_frames = 0  # back to known, the speed is measured afresh before it counts
+            elif self.motion_unknown and plain < c.flow_known_share:
+                self.motion_unknown = False
         if self.motion_unknown:
             self.speed_mps = None
 
@@ -582,7 +585,10 @@ class PathWatcher:
         """Moving over the ground at `moving_mps` or more, facing the camera. Unknown motion counts as
         walking: silence must not mean "clear" while the system cannot tell."""
         moving = self.speed_mps is not None and self.speed_mps >= self.config.moving_mps
-        return (moving or self.motion_unknown) and sum(self._facing) * 2 > len(self._facing)
+        return (moving or self.motion_unknown) and self._facing_camera()
+
+    def _facing_camera(self) -> bool:
+        return sum(self._facing) * 2 > len(self._facing)  # most of the last frames
 
     def _track(self, blobs: list[_Blob], t_s: float) -> None:
         c = self.config
@@ -644,7 +650,14 @@ class PathWatcher:
                 fit = (fit[0], fit[1], *self._closing(fit[2], fit[3]))
             tr.closing = fit[2] if fit else 0.0
             x0, x1 = tr.lateral(t_s)
-            inner = c.corridor_half_m - c.corridor_overlap_m
+            distance, d_sd, closing, c_sd = fit if fit else (tr.history[-1][1], 0.3, 0.0, 1.0)
+            # Without the ground's flow the walking direction is a guess (the line of sight, or the last one
+            # measured), and a partner half a metre to the side turns it by 12-15 deg: a thing this far off
+            # the guessed centreline may be in the path and straight behind. The corridor widens by as
+            # much, and no side is said rather than a wrong one.
+            unsure = max(distance, 0.0) * math.tan(math.radians(c.unknown_heading_deg))
+            unsure = unsure if self.motion_unknown else 0.0
+            inner = c.corridor_half_m - c.corridor_overlap_m + unsure
             # What continues into the walker's occlusion shadow may stand in the corridor unseen: hidden
             # corridor is unknown, not clear. A footprint counts as reaching on into it by up to
             # `hidden_reach_m` (further, and everything beside the path would touch the hidden wedge).
@@ -654,16 +667,11 @@ class PathWatcher:
             # The side as far as it reaches for the corridor test: with the whole hidden wedge, a wall on the
             # right beside it was "centre" (side right on the suite 63% -> 68%; 68% with the seen part
             # alone; over camera-height priors 1.3-1.5 m: 59-65% -> 59-71%, seen part alone 53-68%).
-            distance, d_sd, closing, c_sd = fit if fit else (tr.history[-1][1], 0.3, 0.0, 1.0)
-            # Without the ground's flow the walking direction is a guess (the line of sight, or the last one
-            # measured), and a partner half a metre to the side turns it by 12-15 deg: a thing this far off
-            # the guessed centreline may be straight behind, and no side is said rather than a wrong one.
-            unsure = max(distance, 0.0) * math.tan(math.radians(c.unknown_heading_deg))
-            side = self._side(r0, r1, unsure if self.motion_unknown else 0.0)
+            side = self._side(r0, r1, unsure)
             pts = tr.window(t_s, c.track_window_s)
             span = t_s - pts[0][0]
             confirmed = fit is not None and span >= c.track_min_span_s and len(pts) >= c.min_hits
-            # The walker's speed is known, or has been unknown for long enough that waiting is no answer.
+            # The walker's speed is known, or is known to be unknown.
             confirmed = confirmed and (self._flow_frames >= c.min_flow_frames or self.motion_unknown)
             confirmed = confirmed and d_sd * math.sqrt(len(pts)) <= c.max_fit_sd_m * 2
             need = max(c.min_closing_mps, c.static_share * (self.speed_mps or 0.0))
