@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -31,9 +31,12 @@ def clip_path(name: str) -> Path:
     return path
 
 
-def read_frames(name: str, limit: int = 1000) -> list[np.ndarray]:
-    """Frames of a real clip as replay and the camera page see them: upright, 640 px on the long side."""
-    return list(itertools.islice(frames(probe(clip_path(name))), limit))
+def read_frames(name: str, limit: int = 1000, full_size: bool = False) -> list[np.ndarray]:
+    """Frames of a real clip as replay and the camera page see them: upright, 640 px on the long side (or,
+    `full_size`, at the clip's own size)."""
+    info = probe(clip_path(name))
+    info = replace(info, analysis_wh=info.source_wh) if full_size else info
+    return list(itertools.islice(frames(info), limit))
 
 
 def jpeg(frame: np.ndarray, quality: int = 80) -> bytes:

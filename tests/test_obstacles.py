@@ -59,6 +59,12 @@ class Rendered:
         return h if mirrored else -h
 
 
+def suite_spec(name: str) -> dict[str, Any]:
+    """A spec of the suite in `scenarios/`, as its JSON."""
+    data: dict[str, Any] = json.loads((SUITE / f"{name}.json").read_text())
+    return data
+
+
 def render_scene(fields: dict[str, Any]) -> Rendered:
     spec = parse_spec(fields)
     renderer = Renderer(spec, clips_dir())
@@ -318,7 +324,7 @@ def test_walking_direction_holds_while_the_partner_drifts_nearer_and_further() -
     follows the feet's column, a few pixels of landmark noise; with the flow's ends placed by it, each
     0.1 s of flow had a sideways error of 0.2-0.4 m/s and the direction swung between 6 and 19 deg, and
     coverage read 20 points low."""
-    data = json.loads((SUITE / "clear_paving_long_off05.json").read_text())
+    data = suite_spec("clear_paving_long_off05")
     assert data["camera"]["breathing_m"] == 0.2 and data["control"] is True
     scene = render_scene({**data, "name": "drifting_partner", "duration_s": 10.0})
     got = [(k, p["heading_deg"]) for k, p in with_path(analyse(scene)) if scene.t(k) >= 2.0]
@@ -342,7 +348,7 @@ def test_a_clear_path_gives_no_obstacle_hazard(name: str, request: pytest.Fixtur
 @pytest.fixture(scope="module")
 def grass_control() -> Rendered:
     """The suite's clear-path control on grass (partner 1 m to the side, walker at 1 m/s), first 2.4 s."""
-    data = json.loads((SUITE / "clear_grass_off10_cloud.json").read_text())
+    data = suite_spec("clear_grass_off10_cloud")
     assert data["control"] is True and data["obstacles"] == []
     return render_scene({**data, "name": "clear_grass_off10_cloud", "duration_s": 2.4})
 
@@ -496,7 +502,7 @@ def test_on_a_smooth_floor_the_motion_is_unknown_and_the_pole_still_warned_in_ti
     stuck where they were read the 0.8 m/s walker at 0.3-0.6 m/s, "standing" at times, and the pole was not
     warned 2 s ahead. Now the walker's motion is reported unknown, with no speed rather than a wrong one,
     and the pole's own closing speed warns of it at least 2 s before the heels reach it."""
-    spec = json.loads((SUITE / "pole_smooth_floor_off05.json").read_text())
+    spec = suite_spec("pole_smooth_floor_off05")
     scene = render_scene({**spec, "name": "pole_smooth_floor_off05"})
     runs = analyse(scene)
     paths = with_path(runs)
@@ -584,14 +590,7 @@ def test_the_ground_flow_sees_the_same_floor_in_frames_of_any_size() -> None:
     page and replay send 640 px, the server takes up to 4096 x 4096). The flow works on a frame at most
     320 px long, as on a 640 px one: at half of 1280 Lucas-Kanade's window held a quarter of the floor, and
     the texture test took the floor for plain in 62 of 64 frames (the walker's motion "unknown")."""
-    cap = cv2.VideoCapture(str(clip_path(WALKER_CLIP)))
-    frames = []
-    while len(frames) < 65:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
+    frames = read_frames(WALKER_CLIP, limit=65, full_size=True)
     assert len(frames) == 65 and frames[0].shape[:2] == (1280, 720)
     pipeline = Pipeline(PipelineConfig(mode="partner"))
     try:

@@ -642,6 +642,11 @@ class PathWatcher:
         # Only a walking walker is warned about obstacles: time to contact is about walking into something.
         # A walker standing still (or a static camera on a clip) hears nothing from here.
         walking = self._walking_backwards()
+        # Without the ground's flow the walking direction is a guess (the line of sight, or the last one
+        # measured), and a partner half a metre to the side turns it by 12-15 deg: a thing this far off the
+        # guessed centreline, per metre behind, may be in the path and straight behind. The corridor widens
+        # by as much, and no side is said rather than a wrong one.
+        unsure_per_m = math.tan(math.radians(c.unknown_heading_deg)) if self.motion_unknown else 0.0
         for tr in self._tracks:
             if tr.last_t != t_s and t_s - tr.last_t > 0.3:
                 continue
@@ -651,12 +656,7 @@ class PathWatcher:
             tr.closing = fit[2] if fit else 0.0
             x0, x1 = tr.lateral(t_s)
             distance, d_sd, closing, c_sd = fit if fit else (tr.history[-1][1], 0.3, 0.0, 1.0)
-            # Without the ground's flow the walking direction is a guess (the line of sight, or the last one
-            # measured), and a partner half a metre to the side turns it by 12-15 deg: a thing this far off
-            # the guessed centreline may be in the path and straight behind. The corridor widens by as
-            # much, and no side is said rather than a wrong one.
-            unsure = max(distance, 0.0) * math.tan(math.radians(c.unknown_heading_deg))
-            unsure = unsure if self.motion_unknown else 0.0
+            unsure = max(distance, 0.0) * unsure_per_m if unsure_per_m else 0.0
             inner = c.corridor_half_m - c.corridor_overlap_m + unsure
             # What continues into the walker's occlusion shadow may stand in the corridor unseen: hidden
             # corridor is unknown, not clear. A footprint counts as reaching on into it by up to
