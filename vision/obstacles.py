@@ -660,9 +660,13 @@ class PathWatcher:
             inner = c.corridor_half_m - c.corridor_overlap_m + unsure
             # What continues into the walker's occlusion shadow may stand in the corridor unseen: hidden
             # corridor is unknown, not clear. A footprint counts as reaching on into it by up to
-            # `hidden_reach_m` (further, and everything beside the path would touch the hidden wedge).
-            r0 = max(min(x0, tr.reach[0]), x0 - c.hidden_reach_m)
-            r1 = min(max(x1, tr.reach[1]), x1 + c.hidden_reach_m)
+            # `hidden_reach_m` (further, and everything beside the path would touch the hidden wedge), and by
+            # no more than it is seen wide: a bollard seen 15 cm thick beside the wedge is not taken to go on
+            # 30 cm into the path (with the full reach the suite's bollards either side of a clear path raised
+            # two cues; walls, benches and cars are seen wider than 30 cm, so nothing else changed).
+            reach_m = min(c.hidden_reach_m, x1 - x0)
+            r0 = max(min(x0, tr.reach[0]), x0 - reach_m)
+            r1 = min(max(x1, tr.reach[1]), x1 + reach_m)
             in_corridor = r1 > -inner and r0 < inner
             # The side as far as it reaches for the corridor test: with the whole hidden wedge, a wall on the
             # right beside it was "centre" (side right on the suite 63% -> 68%; 68% with the seen part
