@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,8 @@ import numpy.typing as npt
 import pytest
 
 from tests.conftest import clip_path, read_frames
-from vision.ground import GroundConfig, GroundTracker
-from vision.obstacles import PathConfig, PathWatcher
+from vision.ground import Ground, GroundConfig, GroundTracker
+from vision.obstacles import PathConfig, PathWatcher, Track
 from vision.pipeline import Pipeline, PipelineConfig
 from vision.pose import PoseEstimator
 from vision.scenario import Renderer, ScenarioSpec, Scene, Truth, build_truth, parse_spec
@@ -494,6 +494,40 @@ def test_bollards_beside_the_hidden_wedge_are_not_in_the_path(request: pytest.Fi
     assert len(with_path(runs)) >= 0.9 * len(runs)
     noisy = [(k, obstacle_hazards(a)) for k, a in enumerate(runs) if obstacle_hazards(a)]
     assert noisy == []
+
+
+def test_turning_the_walker_frame_keeps_footprints_on_their_ground() -> None:
+    """When the walking direction's estimate moves (the line of sight until the ground's flow is measured,
+    then 14-18 deg away with the partner half a metre aside), the tracks' past footprints are re-expressed in
+    the turned frame: each lands where the ground geometry itself puts the same ground point."""
+    before = Ground(
+        f=500.0,
+        cx=320.0,
+        cy=240.0,
+        pitch=0.3,
+        height_m=1.4,
+        heel_cam=(0.4, 2.0),
+        heading=0.1,
+        frame_wh=(640, 480),
+    )
+    turn = math.radians(-16.0)
+    after = replace(before, heading=before.heading + turn)
+    pw = PathWatcher()
+    pw._turn_tracks(0.0)
+    track = Track(1, "obstacle")
+    footprints = [(0.5, 2.0, 0.45, 0.9), (0.6, 1.85, 0.5, 0.95)]  # (t, base d, x0, x1)
+    track.history.extend(footprints)
+    pw._tracks.append(track)
+    pw._turn_tracks(turn)
+    for (_, d, x0, x1), (_, d2, x0b, x1b) in zip(footprints, track.history, strict=True):
+        for x, got in ((x0, x0b), (x1, x1b)):
+            u, v = before.to_image([x], [d])
+            xa, _ = after.to_walker(u, v)
+            assert got == pytest.approx(float(xa[0]), abs=1e-6)
+        u, v = before.to_image([(x0 + x1) / 2], [d])
+        _, da = after.to_walker(u, v)
+        assert d2 == pytest.approx(float(da[0]), abs=1e-6)
+    assert track.history[0][2] > 0.9  # the bin 1 m to the left is no longer placed half in the corridor
 
 
 def test_the_pole_is_placed_at_its_distance_when_the_ground_is_right(request: pytest.FixtureRequest) -> None:
