@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import clip_path, read_frames
 from vision.ground import Ground, GroundConfig, GroundTracker
-from vision.obstacles import PathConfig, PathWatcher, Track
+from vision.obstacles import PathConfig, PathWatcher, Track, _Blob
 from vision.pipeline import Pipeline, PipelineConfig
 from vision.pose import PoseEstimator
 from vision.scenario import Renderer, ScenarioSpec, Scene, Truth, build_truth, parse_spec
@@ -528,6 +528,39 @@ def test_turning_the_walker_frame_keeps_footprints_on_their_ground() -> None:
         _, da = after.to_walker(u, v)
         assert d2 == pytest.approx(float(da[0]), abs=1e-6)
     assert track.history[0][2] > 0.9  # the bin 1 m to the left is no longer placed half in the corridor
+
+
+def test_nothing_is_warned_before_the_walking_direction_is_measured() -> None:
+    """Until the ground's flow has given the walking direction, the walker frame's forward axis is the line
+    of sight, 14-18 deg off with the partner half a metre aside: a track in its corridor may be beside the
+    path. The speed may be measured a frame before the direction (five speeds, not yet five directions):
+    under a simulated gait, that frame warned about lit paving beyond a shadow band on clear paths. A track
+    closing straight behind is warned only once its footprints were placed with the measured direction."""
+    ground = Ground(
+        f=500.0,
+        cx=320.0,
+        cy=240.0,
+        pitch=0.3,
+        height_m=1.4,
+        heel_cam=(0.0, 2.0),
+        heading=0.0,
+        frame_wh=(640, 480),
+    )
+    pw = PathWatcher()
+    pw.speed_mps, pw._flow_frames = 1.0, 10
+    pw._facing.extend([True] * 15)
+    track = Track(1, "obstacle")
+    for k in range(12):
+        track.add(k / 15, _Blob(3.0 - k / 15, -0.2, 0.2, 3.5, "obstacle", False, 40, -0.2, 0.2))
+    pw._tracks.append(track)
+    now = 11 / 15
+    assert pw._hazards(now, ground)[0] == []
+    for _ in range(5):
+        pw.ground.update_heading(0.0, 1.0)
+    pw._turn_tracks(pw.ground.heading)
+    pw._placed_by_flow = pw.ground.heading_measured
+    (hazard,) = pw._hazards(now, ground)[0]
+    assert hazard.side == "centre" and hazard.ttc_s == pytest.approx(2.27, abs=0.05)
 
 
 def test_the_pole_is_placed_at_its_distance_when_the_ground_is_right(request: pytest.FixtureRequest) -> None:

@@ -310,6 +310,11 @@ class GroundTracker:
             sz = sum(v[1] for v in self._headings)
             self.heading = max(-MAX_HEADING, min(MAX_HEADING, math.atan2(sx, sz)))
 
+    @property
+    def heading_measured(self) -> bool:
+        """The walking direction comes from the ground's flow, not the line of sight to the walker."""
+        return len(self._headings) >= 5
+
     def reset(self) -> None:
         """The walker was lost: whoever comes back may stand elsewhere, be someone else, walk another way."""
         self._distances.clear()
