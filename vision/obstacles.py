@@ -333,6 +333,7 @@ class PathWatcher:
         self.ground.reset()
         self._tracks.clear()
         self._tracks_heading = 0.0
+        self._placed_by_flow = False
         self._prev = None
         self._flow_frames = 0
         self.speed_mps = None
