@@ -496,20 +496,25 @@ def test_bollards_beside_the_hidden_wedge_are_not_in_the_path(request: pytest.Fi
     assert noisy == []
 
 
-def test_turning_the_walker_frame_keeps_footprints_on_their_ground() -> None:
-    """When the walking direction's estimate moves (the line of sight until the ground's flow is measured,
-    then 14-18 deg away with the partner half a metre aside), the tracks' past footprints are re-expressed in
-    the turned frame: each lands where the ground geometry itself puts the same ground point."""
-    before = Ground(
+def level_ground(heel_x_m: float, heading: float) -> Ground:
+    """A 640x480 camera 1.4 m up, pitched 17 deg down, the walker's heels 2 m ahead."""
+    return Ground(
         f=500.0,
         cx=320.0,
         cy=240.0,
         pitch=0.3,
         height_m=1.4,
-        heel_cam=(0.4, 2.0),
-        heading=0.1,
+        heel_cam=(heel_x_m, 2.0),
+        heading=heading,
         frame_wh=(640, 480),
     )
+
+
+def test_turning_the_walker_frame_keeps_footprints_on_their_ground() -> None:
+    """When the walking direction's estimate moves (the line of sight until the ground's flow is measured,
+    then 14-18 deg away with the partner half a metre aside), the tracks' past footprints are re-expressed in
+    the turned frame: each lands where the ground geometry itself puts the same ground point."""
+    before = level_ground(heel_x_m=0.4, heading=0.1)
     turn = math.radians(-16.0)
     after = replace(before, heading=before.heading + turn)
     pw = PathWatcher()
@@ -536,16 +541,7 @@ def test_nothing_is_warned_before_the_walking_direction_is_measured() -> None:
     path. The speed may be measured a frame before the direction (five speeds, not yet five directions):
     under a simulated gait, that frame warned about lit paving beyond a shadow band on clear paths. A track
     closing straight behind is warned only once its footprints were placed with the measured direction."""
-    ground = Ground(
-        f=500.0,
-        cx=320.0,
-        cy=240.0,
-        pitch=0.3,
-        height_m=1.4,
-        heel_cam=(0.0, 2.0),
-        heading=0.0,
-        frame_wh=(640, 480),
-    )
+    ground = level_ground(heel_x_m=0.0, heading=0.0)
     pw = PathWatcher()
     pw.speed_mps, pw._flow_frames = 1.0, 10
     pw._facing.extend([True] * 15)
