@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from server.clips import phone_jpeg
 from tests.conftest import clip_path, read_frames
 from vision.ground import Ground, GroundConfig, GroundTracker
 from vision.obstacles import PathConfig, PathWatcher, Track, _Blob
@@ -80,21 +81,17 @@ def render_scene(fields: dict[str, Any]) -> Rendered:
     )
 
 
-CAMERA_PAGE_JPEG_QUALITY = 70  # web_client/camera.js sends its frames as JPEG at quality 0.7
-
-
 def analyse(
     scene: Rendered, config: PipelineConfig | None = None, mirror: bool = False, as_sent: bool = False
 ) -> list[Analysis]:
     """The pipeline on the scene's frames; `as_sent`: JPEG-compressed as the camera page sends them."""
     pipeline = Pipeline(config)
-    quality = [cv2.IMWRITE_JPEG_QUALITY, CAMERA_PAGE_JPEG_QUALITY]
     try:
         out = []
         for k, bgr in enumerate(scene.bgr):
             frame, ts = cv2.flip(bgr, 1) if mirror else bgr, round(1000 * scene.t(k))
             if as_sent:
-                out.append(pipeline.process_jpeg(cv2.imencode(".jpg", frame, quality)[1].tobytes(), ts))
+                out.append(pipeline.process_jpeg(phone_jpeg(frame), ts))
             else:
                 out.append(pipeline.process(frame, ts))
         return out
