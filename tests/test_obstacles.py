@@ -551,8 +551,7 @@ def test_nothing_is_warned_before_the_walking_direction_is_measured() -> None:
     for _ in range(5):
         pw.ground.update_heading(0.0, 1.0)
     pw._turn_tracks(pw.ground.heading)
-    pw._placed_by_flow = pw.ground.heading_measured
-    (hazard,) = pw._hazards(now, ground)[0]
+    (hazard,) = pw._hazards(now, replace(ground, heading_measured=pw.ground.heading_measured))[0]
     assert hazard.side == "centre" and hazard.ttc_s == pytest.approx(2.27, abs=0.05)
 
 

@@ -83,6 +83,7 @@ class Ground:
     `pitch`: camera pitched down by this much (positive down). `height_m`: camera above the ground.
     `heel_cam`: the heel point on the ground in the camera-level frame (X right, Z forward, metres).
     `heading`: walking direction as an angle from the camera's forward axis, towards +X.
+    `heading_measured`: that direction comes from the ground's flow, not the line of sight to the walker.
     """
 
     f: float
@@ -93,6 +94,7 @@ class Ground:
     heel_cam: tuple[float, float]
     heading: float
     frame_wh: tuple[int, int]
+    heading_measured: bool = False
 
     @property
     def distance_m(self) -> float:
@@ -271,6 +273,7 @@ class GroundTracker:
             heel_cam=heel,
             heading=los + self.heading,
             frame_wh=frame_wh,
+            heading_measured=self.heading_measured,
         )
 
     def _upright(self, pose: Pose, frame_wh: tuple[int, int], eye_to_toe_px: float) -> bool:

@@ -251,7 +251,6 @@ class PathWatcher:
         self._spread: npt.NDArray[np.float64] | None = None
         self._tracks: list[Track] = []
         self._tracks_heading = 0.0  # the walking direction the tracks' footprints are placed with
-        self._placed_by_flow = False  # ...and whether it came from the ground's flow
         self._next_id = 1
         self._prev: tuple[float, npt.NDArray[np.uint8], Ground, npt.NDArray[np.bool_]] | None = None
         self.speed_mps: float | None = None
@@ -302,7 +301,6 @@ class PathWatcher:
         notground = self._not_ground(ipm, seen)
         blobs, labels = self._blobs(notground, hidden, seen)
         self._turn_tracks(self.ground.heading)  # the direction this frame's blobs were placed with
-        self._placed_by_flow = self.ground.heading_measured
         self._ego_motion(bgr, ground, seen, t_s)
         self._check_motion(t_s)
         self._track(blobs, t_s)
@@ -333,7 +331,6 @@ class PathWatcher:
         self.ground.reset()
         self._tracks.clear()
         self._tracks_heading = 0.0
-        self._placed_by_flow = False
         self._prev = None
         self._flow_frames = 0
         self.speed_mps = None
@@ -687,7 +684,7 @@ class PathWatcher:
             tr.closing = fit[2] if fit else 0.0
             x0, x1 = tr.lateral(t_s)
             distance, d_sd, closing, c_sd = fit if fit else (tr.history[-1][1], 0.3, 0.0, 1.0)
-            unsure = max(distance, 0.0) * unsure_per_m if unsure_per_m else 0.0
+            unsure = max(distance, 0.0) * unsure_per_m
             inner = c.corridor_half_m - c.corridor_overlap_m + unsure
             # What continues into the walker's occlusion shadow may stand in the corridor unseen: hidden
             # corridor is unknown, not clear. A footprint counts as reaching on into it by up to
@@ -711,7 +708,7 @@ class PathWatcher:
             # speeds, not yet five directions), and under a simulated gait that frame, in the line of sight's
             # frame, warned about lit paving beyond a shadow band and cars and bins beside clear paths (over
             # twenty priors and gaits false alarms 1.64 -> 1.29 a minute, nothing warned later).
-            measured = self._flow_frames >= c.min_flow_frames and self._placed_by_flow
+            measured = self._flow_frames >= c.min_flow_frames and ground.heading_measured
             confirmed = confirmed and (measured or self.motion_unknown)
             confirmed = confirmed and d_sd * math.sqrt(len(pts)) <= c.max_fit_sd_m * 2
             need = max(c.min_closing_mps, c.static_share * (self.speed_mps or 0.0))
