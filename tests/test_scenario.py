@@ -271,6 +271,10 @@ PERSONS = [
             {"lighting": {"clouds": [{"start_s": 1, "dim": 2}]}},
             "lighting.clouds[0].dim: expected 0..1, got 2",
         ),
+        (
+            {"ground": {"markings": [{"distance_m": 3, "paint": "red"}]}},
+            "ground.markings[0].paint: expected one of white, yellow, dark",
+        ),
     ],
 )
 def test_spec_errors_name_the_field(data: dict[str, Any], message: str) -> None:
@@ -431,3 +435,24 @@ def test_the_walker_hides_what_stands_straight_behind() -> None:
     _, _, (hidden,) = _first_frame(0.0, bin_behind)
     _, _, (seen,) = _first_frame(1.0, bin_behind)
     assert hidden < 0.15 < 0.6 < seen, (hidden, seen)
+
+
+def test_road_paint_lies_flat_on_the_ground_and_is_no_hazard() -> None:
+    """A white line across the path 3 m behind the heels: its pixels are painted and stay ground (label 1),
+    the ground beside it is not painted, and a perfect system says nothing about it."""
+    line = {"distance_m": 3.0, "width_m": 6.0, "depth_m": 0.3, "paint": "white"}
+    spec = parse_spec(spec_of(seed=1, ground={"texture": "asphalt", "markings": [line]}))
+    plain = parse_spec(spec_of(seed=1, ground={"texture": "asphalt"}))
+    assert build_truth(spec).events == ()
+    painted_frame, plain_frame = Renderer(spec, clips_dir()).frame(0), Renderer(plain, clips_dir()).frame(0)
+    scene = Scene(spec)
+    z = scene.heel_z0 + 3.0
+    # 1 m to the walker's left: beside the body, so the camera sees it.
+    points = np.array([[1.0, 0.0, z + 0.15], [1.0, 0.0, z - 0.3], [1.0, 0.0, z + 0.6]])
+    uv, _ = project(points, painted_frame.pose, scene.intr)
+    (u0, v0), (u1, v1), (u2, v2) = np.rint(uv).astype(int)
+    luma = cv2.cvtColor(painted_frame.bgr, cv2.COLOR_BGR2GRAY).astype(int)
+    plain_luma = cv2.cvtColor(plain_frame.bgr, cv2.COLOR_BGR2GRAY).astype(int)
+    assert luma[v0, u0] > plain_luma[v0, u0] + 60, (luma[v0, u0], plain_luma[v0, u0])
+    assert abs(luma[v1, u1] - plain_luma[v1, u1]) < 10 and abs(luma[v2, u2] - plain_luma[v2, u2]) < 10
+    assert painted_frame.labels[v0, u0] == 1

@@ -189,10 +189,35 @@ class CameraSpec:
         _check("breathing_period_s", self.breathing_period_s, 1.0, 20.0)
 
 
+# Paint on the ground (BGR): road markings, and a dark patch (a drain cover, a wet or oily stain).
+MARKING_PAINT = {"white": (212, 218, 222), "yellow": (40, 190, 225), "dark": (58, 60, 64)}
+
+
+@dataclass(frozen=True)
+class MarkingSpec:
+    """Flat paint on the ground, fixed in the world: a rectangle from `distance_m` behind the walker's heels
+    at t = 0, `depth_m` along Z, `width_m` across, centred on `lateral_m`. Not a hazard: nothing stands up."""
+
+    distance_m: float
+    lateral_m: float = 0.0
+    width_m: float = 3.0
+    depth_m: float = 0.1
+    paint: str = "white"
+
+    def __post_init__(self) -> None:
+        _check("distance_m", self.distance_m, -20.0, 100.0)
+        _check("lateral_m", self.lateral_m, -10.0, 10.0)
+        _check("width_m", self.width_m, 0.05, 20.0)
+        _check("depth_m", self.depth_m, 0.05, 50.0)
+        if self.paint not in MARKING_PAINT:
+            raise SpecError("paint", f"expected one of {', '.join(MARKING_PAINT)}, got {self.paint!r}")
+
+
 @dataclass(frozen=True)
 class GroundSpec:
     texture: str = "asphalt"
     texture_scale: float = 1.0  # > 1 makes the pattern coarser
+    markings: tuple[MarkingSpec, ...] = ()
 
     def __post_init__(self) -> None:
         if self.texture not in TEXTURES:
@@ -1582,6 +1607,13 @@ class Renderer:
 
         base = np.nonzero(surf == 0)[0]
         colour[base] = sample_texture(self.ground_tex, sx[base], sz[base], footprint(base, dy[base]), tex_m)
+        for m in self.spec.ground.markings:  # paint keeps a little of the ground's grain, and its light
+            z0, x0 = self.scene.heel_z0 + m.distance_m, m.lateral_m - m.width_m / 2
+            on = base[(sx[base] >= x0) & (sx[base] <= x0 + m.width_m) & (sz[base] >= z0)]
+            on = on[sz[on] <= z0 + m.depth_m]
+            if len(on):
+                grain = colour[on].mean(axis=1, keepdims=True) / 128.0
+                colour[on] = np.array(MARKING_PAINT[m.paint], np.float32) * (0.85 + 0.15 * grain)
         for j, (i, o) in enumerate(self.features):
             top = np.nonzero(surf == 1 + 5 * j)[0]
             col = sample_texture(self.top_tex[o.id], sx[top], sz[top], footprint(top, dy[top]), tex_m)
