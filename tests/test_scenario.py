@@ -213,6 +213,7 @@ def test_the_suite_covers_the_brief() -> None:
     assert {s.resolution_wh for s in specs} == {(640, 360), (360, 640)}
     assert {s.ground.texture for s in specs} == set(TEXTURES)
     assert any(s.lighting.clouds for s in specs) and any(s.lighting.shadow_bands for s in specs)
+    assert {m.paint for s in specs if s.control for m in s.ground.markings} == {"white", "yellow", "dark"}
     assert sum(s.camera.shake_deg > 1.0 for s in specs) >= 2
     sides: set[str] = set()
     for s in specs:
