@@ -445,8 +445,9 @@ def test_road_paint_lies_flat_on_the_ground_and_is_no_hazard() -> None:
     spec = parse_spec(spec_of(seed=1, ground={"texture": "asphalt", "markings": [line]}))
     plain = parse_spec(spec_of(seed=1, ground={"texture": "asphalt"}))
     assert build_truth(spec).events == ()
-    painted_frame, plain_frame = Renderer(spec, clips_dir()).frame(0), Renderer(plain, clips_dir()).frame(0)
-    scene = Scene(spec)
+    painted = Renderer(spec, clips_dir())
+    painted_frame, plain_frame = painted.frame(0), Renderer(plain, clips_dir()).frame(0)
+    scene = painted.scene
     z = scene.heel_z0 + 3.0
     # 1 m to the walker's left: beside the body, so the camera sees it.
     points = np.array([[1.0, 0.0, z + 0.15], [1.0, 0.0, z - 0.3], [1.0, 0.0, z + 0.6]])

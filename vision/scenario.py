@@ -189,8 +189,20 @@ class CameraSpec:
         _check("breathing_period_s", self.breathing_period_s, 1.0, 20.0)
 
 
-# Paint on the ground (BGR): road markings, and a dark patch (a drain cover, a wet or oily stain).
+# Paint on the ground (BGR): road markings (yellow is also a step's nosing), and a dark patch (a drain
+# cover, a wet or oily stain).
 MARKING_PAINT = {"white": (212, 218, 222), "yellow": (40, 190, 225), "dark": (58, 60, 64)}
+
+
+def _paint(
+    colour: npt.NDArray[np.float32], idx: npt.NDArray[np.intp], bgr: tuple[int, int, int], grain_share: float
+) -> None:
+    """Paint the surface points `idx` of `colour` in `bgr`, keeping `grain_share` of the surface's grain (its
+    brightness over 128): kerb stones, nosings and road markings. Light and shadow come after, as on the
+    ground."""
+    if len(idx):
+        grain = colour[idx].mean(axis=1, keepdims=True) / 128.0
+        colour[idx] = np.array(bgr, np.float32) * ((1 - grain_share) + grain_share * grain)
 
 
 @dataclass(frozen=True)
@@ -1607,13 +1619,11 @@ class Renderer:
 
         base = np.nonzero(surf == 0)[0]
         colour[base] = sample_texture(self.ground_tex, sx[base], sz[base], footprint(base, dy[base]), tex_m)
-        for m in self.spec.ground.markings:  # paint keeps a little of the ground's grain, and its light
+        bx, bz = sx[base], sz[base]
+        for m in self.spec.ground.markings:
             z0, x0 = self.scene.heel_z0 + m.distance_m, m.lateral_m - m.width_m / 2
-            on = base[(sx[base] >= x0) & (sx[base] <= x0 + m.width_m) & (sz[base] >= z0)]
-            on = on[sz[on] <= z0 + m.depth_m]
-            if len(on):
-                grain = colour[on].mean(axis=1, keepdims=True) / 128.0
-                colour[on] = np.array(MARKING_PAINT[m.paint], np.float32) * (0.85 + 0.15 * grain)
+            on = base[(bx >= x0) & (bx <= x0 + m.width_m) & (bz >= z0) & (bz <= z0 + m.depth_m)]
+            _paint(colour, on, MARKING_PAINT[m.paint], grain_share=0.15)
         for j, (i, o) in enumerate(self.features):
             top = np.nonzero(surf == 1 + 5 * j)[0]
             col = sample_texture(self.top_tex[o.id], sx[top], sz[top], footprint(top, dy[top]), tex_m)
@@ -1701,17 +1711,15 @@ class Renderer:
         if o.kind == "hole":
             return
         width = 0.15 if o.kind != "step" else 0.06
-        paint = np.array([168, 172, 175] if o.kind != "step" else [40, 190, 225], np.float32)
+        paint = (168, 172, 175) if o.kind != "step" else MARKING_PAINT["yellow"]
         across = (sx >= st.x_min) & (sx <= st.x_max)
         if level > 0:  # the edge is the raised top's near end
             band = on_top & across & (sz <= st.z_min + width)
         else:  # the edge is the near ground's end, just before the drop
             band = on_ground & across & (sz >= st.z_min - width) & (sz <= st.z_min)
         idx = np.nonzero(band)[0]
-        if len(idx):
-            grain = colour[idx].mean(axis=1, keepdims=True) / 128.0
-            colour[idx] = paint * (0.8 + 0.2 * grain)
-            labels[idx] = LABEL_OBSTACLE0 + i
+        _paint(colour, idx, paint, grain_share=0.2)
+        labels[idx] = LABEL_OBSTACLE0 + i
 
     # -- shadows on the ground: a top-down map around the camera, redrawn each frame
     def _shadow_maps(self, t: float, pose: CameraPose) -> tuple[tuple[F32, float, float, float], F32]:
