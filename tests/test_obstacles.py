@@ -780,3 +780,98 @@ def test_people_seen_from_behind_do_not_face_the_camera() -> None:
         pipeline.close()
     assert len(paths) >= 0.8 * len(frames)
     assert not any(p["facing_camera"] for p in paths)
+
+
+# ---------------------------------------------------------------------------- plane parallax (flat bands)
+
+# clear_markings_road_off05 up to the stop line: a white line 0.3 m deep across the path, 3.5 m behind the
+# heels at the start, on asphalt; walker at 0.8 m/s, so the heels reach it at 4.4 s.
+STOP_LINE = {
+    **suite_spec("clear_markings_road_off05"),
+    "name": "stop_line",
+    "duration_s": 3.4,
+    "ground": {"texture": "asphalt", "markings": [{"distance_m": 3.5, "width_m": 6.0, "depth_m": 0.3}]},
+}
+# kerb_down_off10 brought nearer: a kerb down from paving to the road 2.6 m behind the heels, walker at
+# 0.5 m/s (contact at 5.2 s), partner 1 m to the walker's left.
+KERB_DOWN_NEAR = {
+    **suite_spec("kerb_down_off10"),
+    "name": "kerb_down_near",
+    "duration_s": 4.4,
+    "obstacles": [{"id": "kerb", "kind": "kerb_down", "distance_m": 2.6}],
+    "lighting": {},
+}
+
+
+@pytest.fixture(scope="module")
+def stop_line() -> Rendered:
+    return render_scene(STOP_LINE)
+
+
+@pytest.fixture(scope="module")
+def kerb_down_near() -> Rendered:
+    return render_scene(KERB_DOWN_NEAR)
+
+
+def bands_read(
+    scene: Rendered, flat_veto: bool
+) -> tuple[list[Analysis], dict[int, list[tuple[float, float]]]]:
+    """The pipeline on the scene's frames as the camera page sends them, and each "kerb" track's parallax
+    readings (the ground beyond it, the band)."""
+    pipeline = Pipeline(PipelineConfig(path=PathConfig(flat_veto=flat_veto)))
+    try:
+        out = [
+            pipeline.process_jpeg(phone_jpeg(bgr), round(1000 * scene.t(k)))
+            for k, bgr in enumerate(scene.bgr)
+        ]
+        assert pipeline._path is not None
+        levels = {tr.id: [(b, n) for _, b, n in tr.levels] for tr in pipeline._path._tracks}
+        return out, levels
+    finally:
+        pipeline.close()
+
+
+def kerb_cues(runs: list[Analysis]) -> list[Hazard]:
+    """What the walker would hear about a band: a kerb hazard within the advisory tier's 3 s."""
+    return [h for a in runs for h in a.hazards if h.kind == "kerb" and (h.ttc_s or 9) <= 3]
+
+
+def test_a_painted_stop_line_reads_flat_and_with_the_flat_veto_is_not_warned(
+    request: pytest.FixtureRequest,
+) -> None:
+    """Road paint is a light band across the path, like a kerb stone, and the appearance test warns it as a
+    kerb. Plane parallax reads it and the road beyond it at the walker's level; with PathConfig.flat_veto
+    on, the band is not warned. (The veto is off in the product: with the pitch from the walker's body the
+    readings move with the camera-height prior; here the prior is the scene's own 1.4 m.)"""
+    scene: Rendered = request.getfixturevalue("stop_line")
+    plain, _ = bands_read(scene, flat_veto=False)
+    assert kerb_cues(plain), "the stop line was not warned as a kerb without the veto: the test shows nothing"
+    vetoed, levels = bands_read(scene, flat_veto=True)
+    assert not kerb_cues(vetoed), kerb_cues(vetoed)
+    readings = [r for rs in levels.values() for r in rs if math.isfinite(r[0]) and math.isfinite(r[1])]
+    assert len(readings) >= 4, levels
+    assert abs(float(np.median([b for b, _ in readings]))) <= 0.035, readings
+    assert abs(float(np.median([n for _, n in readings]))) <= 0.035, readings
+
+
+def test_a_kerb_down_reads_lower_and_is_warned_with_the_flat_veto(request: pytest.FixtureRequest) -> None:
+    """The road 12 cm below a kerb's edge reads lower by parallax, as theory says (-h / (H + h), -0.08 for a
+    phone 1.4 m up), so the veto leaves the kerb down warned: its kerb stone, at the walker's level, reads
+    flat like paint, and only the ground beyond tells them apart."""
+    scene: Rendered = request.getfixturevalue("kerb_down_near")
+    runs, levels = bands_read(scene, flat_veto=True)
+    beyond = [b for rs in levels.values() for b, _ in rs if math.isfinite(b)]
+    assert len(beyond) >= 4, levels
+    assert float(np.median(beyond)) < -0.05, beyond
+    (summary,) = scene.truth.summaries
+    warned = [
+        k for k, a in enumerate(runs) if any(h.kind == "kerb" and (h.ttc_s or 9) <= 3 for h in a.hazards)
+    ]
+    assert warned, "the kerb down was not warned"
+    assert summary.deadline_t_s is not None and scene.t(warned[0]) <= summary.deadline_t_s, (
+        warned[0],
+        summary,
+    )
+    # and it stays warned: its stone reads flat like paint, so the veto must not silence it once read
+    since = len(runs) - warned[0]
+    assert len(warned) >= 0.9 * since, f"warned in {len(warned)} of the {since} frames since the first"

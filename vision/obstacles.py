@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vision.ground import Ground, GroundTracker
+from vision.parallax import LevelFrames, ParallaxConfig, level_shares
 from vision.phrases import COACH_PHRASES, NOTICE_PHRASES
 from vision.types import Hazard, Side
 
@@ -108,6 +109,21 @@ class PathConfig:
     turn_search_deg: float = 3.0  # ...and its walker frame's turn this far either way
     moving_mps: float = 0.3  # walking: older adults walk backwards at 0.45-0.6 m/s
     unknown_heading_deg: float = 15.0  # how far off the walking direction may be while the motion is unknown
+    # With `flat_veto`, a band across the path (a "kerb" track) is not warned while it and the ground beyond
+    # it read flat by plane parallax (vision.parallax): road paint, a shadow's edge. Flat: over its readings
+    # of the last `flat_window_s`, at least `flat_readings`, both medians within `flat_share` of 0 and the
+    # ground beyond spread by no more than `flat_spread` (median deviation). Off: the readings are only as
+    # good as the ground plane's tilt, here the pitch from the walker's body, and with it the veto held
+    # over twenty camera-height and gait settings in 3 of 20 only (docs/obstacles.md, "Tried").
+    flat_veto: bool = False
+    flat_share: float = 0.035
+    flat_spread: float = 0.03
+    flat_readings: int = 4
+    flat_window_s: float = 1.5
+    level_every_s: float = 0.12  # a band is read at most this often
+    beyond_gap_m: float = 0.25  # the ground beyond a band: from this far past its far edge...
+    beyond_depth_m: float = 1.5  # ...to this far
+    parallax: ParallaxConfig = field(default_factory=ParallaxConfig)
 
 
 @dataclass
@@ -121,6 +137,7 @@ class _Blob:
     cells: int
     reach0: float  # the footprint carried on through the walker's hidden shadow next to it: where the
     reach1: float  # obstacle may continue unseen
+    grid_idx: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp))  # its cells, flat
 
 
 @dataclass
@@ -133,10 +150,16 @@ class Track:
     last_t: float = 0.0
     closing: float = 0.0  # last fitted closing speed, for the next frame's prediction
     warning: bool = False  # it has been reported as a hazard (and stays one until it is lost)
+    cells: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp))  # its last blob's
+    levels: deque[tuple[float, float, float]] = field(
+        default_factory=lambda: deque(maxlen=16)
+    )  # (t, beyond, band)
+    level_t: float = -math.inf  # when it was last read
 
     def add(self, t: float, b: _Blob) -> None:
         self.history.append((t, b.base_d, b.x0, b.x1))
         self.reach = (b.reach0, b.reach1)
+        self.cells = b.grid_idx
         self.hits += 1
         self.last_t = t
         if b.kind == "kerb":
@@ -259,6 +282,7 @@ class PathWatcher:
         self.motion_unknown = False
         self._facing: deque[bool] = deque(maxlen=15)
         self._frame_ones: npt.NDArray[np.uint8] | None = None
+        self._level_frames = LevelFrames(self.config.parallax)
         self._low_since: float | None = None
         self._ok_since: float | None = None
         self._moving_since: float | None = None
@@ -304,6 +328,7 @@ class PathWatcher:
         self._ego_motion(bgr, ground, seen, t_s)
         self._check_motion(t_s)
         self._track(blobs, t_s)
+        self._read_levels(bgr, ground, body, seen & ~notground, t_s)
         coverage, by_m, unseen_reason = self._coverage(ground, body, labels, w, h)
         hazards, obstacles = self._hazards(t_s, ground)
         coach_id = self._coach(coverage, unseen_reason, t_s)
@@ -331,6 +356,7 @@ class PathWatcher:
         self.ground.reset()
         self._tracks.clear()
         self._tracks_heading = 0.0
+        self._level_frames.clear()
         self._prev = None
         self._flow_frames = 0
         self.speed_mps = None
@@ -416,7 +442,10 @@ class PathWatcher:
             kind = _shape_kind(x1 - x0, far - base, self._seen_width(seen, int(rows.min())))
             half = c.cell_m / 2
             reach0, reach1 = reach[0] - half, reach[1] + half
-            blobs.append(_Blob(base, x0 - half, x1 + half, far, kind, base_hidden, len(rows), reach0, reach1))
+            grid_idx = rows * self._nx + cols
+            blobs.append(
+                _Blob(base, x0 - half, x1 + half, far, kind, base_hidden, len(rows), reach0, reach1, grid_idx)
+            )
         return self._bridge(blobs), labels
 
     def _bridge(self, blobs: list[_Blob]) -> list[_Blob]:
@@ -444,6 +473,7 @@ class PathWatcher:
                 cells=a.cells + b.cells,
                 reach0=min(a.reach0, b.reach0),
                 reach1=max(a.reach1, b.reach1),
+                grid_idx=np.concatenate([a.grid_idx, b.grid_idx]),
             )
         return out
 
@@ -564,6 +594,106 @@ class PathWatcher:
         if speed > c.moving_mps and vd > 0:
             # A sideways part of the ground's motion means the corridor is turned from the line of sight.
             self.ground.update_heading(self.ground.heading + math.atan2(vx, vd), speed)
+
+    def _read_levels(
+        self,
+        bgr: npt.NDArray[np.uint8],
+        ground: Ground,
+        body: npt.NDArray[np.float32] | None,
+        plain: npt.NDArray[np.bool_],
+        t_s: float,
+    ) -> None:
+        """Read each band across the path (a "kerb" track seen this frame) and the ground beyond it by plane
+        parallax, at most every `level_every_s`, against the frame of the walker's last 0.4 m."""
+        c = self.config
+        if not c.flat_veto:
+            return
+        now = self._level_frames.add(t_s, bgr, ground, plain)
+        if not self.speed_mps or self.motion_unknown:
+            return
+        bands = [
+            tr
+            for tr in self._tracks
+            if tr.kind == "kerb"
+            and tr.last_t == t_s
+            and len(tr.cells)
+            and t_s - tr.level_t >= c.level_every_s - 1e-6
+        ]
+        then = self._level_frames.earlier(t_s, self.speed_mps) if bands else None
+        if then is None or then.gray.shape != now.gray.shape:
+            return
+        travel = self.speed_mps * (t_s - then.t_s)
+        # Plain ground then as well as now: where the walker's legs and shadow were not, in either frame.
+        shift = round(travel / c.cell_m)
+        was_plain = np.zeros_like(plain)
+        if 0 <= shift < plain.shape[0]:
+            was_plain[: plain.shape[0] - shift] = then.plain[shift:]
+        sub = np.array([-0.25, 0.25]) * c.cell_m  # four points per cell: cells 2-6 m back span 3-10 px
+        for tr in bands:
+            tr.level_t = t_s
+            rows, cols = np.divmod(tr.cells, self._nx)
+            base, far = float(self._ds[rows].min()), float(self._ds[rows].max())
+            x0, x1 = float(self._xs[cols].min()), float(self._xs[cols].max())
+            before = plain & was_plain & (self._gd >= max(0.3, base - 2.0)) & (self._gd <= base - 0.1)
+            beyond = (
+                plain
+                & (self._gd > far + c.beyond_gap_m)
+                & (self._gd <= far + c.beyond_depth_m)
+                & (self._gx >= x0)
+                & (self._gx <= x1)
+            )
+            br, bc = np.nonzero(before)
+            if len(br) > 200:
+                keep = np.linspace(0, len(br) - 1, 200).astype(int)
+                br, bc = br[keep], bc[keep]
+
+            def points(
+                r: npt.NDArray[np.intp], k: npt.NDArray[np.intp]
+            ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+                x = (self._xs[k][:, None, None] + sub[None, :, None]).repeat(2, axis=2).ravel()
+                d = (self._ds[r][:, None, None] + sub[None, None, :]).repeat(2, axis=1).ravel()
+                return x, d
+
+            shares = level_shares(
+                now,
+                then,
+                travel,
+                (self._xs[bc], self._ds[br]),
+                [points(*np.nonzero(beyond)), points(rows, cols)],
+                body,
+                c.parallax,
+            )
+            if shares is not None:
+                tr.levels.append((t_s, shares[0], shares[1]))
+
+    def _levels(self, tr: Track, t_s: float) -> tuple[float, float, float, int] | None:
+        """The medians of a track's parallax readings over the last `flat_window_s` (the ground beyond it,
+        the band itself), the median deviation of the first, and how many readings; None without any."""
+        got = [
+            (b, n)
+            for t, b, n in tr.levels
+            if t_s - t <= self.config.flat_window_s and math.isfinite(b) and math.isfinite(n)
+        ]
+        if not got:
+            return None
+        beyond = np.array([b for b, _ in got])
+        mid = float(np.median(beyond))
+        spread = float(np.median(np.abs(beyond - mid)))
+        return mid, float(np.median([n for _, n in got])), spread, len(got)
+
+    def _flat(self, tr: Track, t_s: float) -> bool:
+        """The band and the ground beyond it read at the walker's level: paint or shade, not a kerb."""
+        c = self.config
+        levels = self._levels(tr, t_s) if c.flat_veto and tr.kind == "kerb" else None
+        if levels is None:
+            return False
+        beyond, band, spread, n = levels
+        return (
+            n >= c.flat_readings
+            and abs(beyond) <= c.flat_share
+            and abs(band) <= c.flat_share
+            and spread <= c.flat_spread
+        )
 
     def _check_motion(self, t_s: float) -> None:
         """The walker's motion is unknown when the ground's flow cannot be measured (a smooth floor, blur,
@@ -715,7 +845,16 @@ class PathWatcher:
             ttc = None
             may_start = tr.warning or distance >= c.min_first_warning_m
             closing_clearly = closing > need and closing > 2 * c_sd
-            if walking and confirmed and in_corridor and may_start and closing_clearly and distance > -0.2:
+            flat = self._flat(tr, t_s)
+            if (
+                walking
+                and confirmed
+                and in_corridor
+                and may_start
+                and closing_clearly
+                and distance > -0.2
+                and not flat
+            ):
                 ttc = max(distance, 0.0) / closing
                 tr.warning = True
             views.append(
@@ -728,6 +867,7 @@ class PathWatcher:
                     "ttc_s": None if ttc is None else round(ttc, 2),
                     "side": side,
                     "in_corridor": bool(in_corridor),
+                    "flat": flat,  # read flat by parallax: not warned (PathConfig.flat_veto)
                     "box_px": self._box_px(ground, x0, x1, distance) if in_corridor else [],
                 }
             )

@@ -1,0 +1,346 @@
+"""Plane parallax: whether a band across the path, and the ground beyond it, lie at the walker's ground level.
+
+A painted line and a kerb stone look alike from above: a light band across the path. What tells them
+apart is height. Between an earlier frame and this one the camera has moved with the pair; a point on the
+walker's ground plane moves in the image as the plane's motion says, a point a height h above it moves
+more, along the same line, by h / (H - h) of that motion (H: the camera's height), and a point h below
+less, by -h / (H + h). That share is this module's reading: 0 for paint and shade on the ground, about
++0.1 for the top of a 12 cm kerb, about -0.08 for the road 12 cm down beyond a kerb's edge.
+
+Method, on frames at most 640 px long, the earlier one 0.35-1.2 s back (the walker's last 0.4 m):
+
+1. **The camera's motion.** Plain ground between the walker and the band, placed in 3-D on this frame's
+   ground plane, is tracked into the earlier frame (Lucas-Kanade on the finest pyramid levels, from where
+   the walker's measured speed puts it: paving repeats every brick, and from no guess the pyramid matched
+   the wrong brick, 39 px off on a generated scene). That ground alone leaves the camera's turn and its
+   shift confused (a patch a metre deep behind the walker's legs fits many poses to 0.3 px that disagree by
+   1-2 px further on), so distant points just above the horizon, which move with the turn alone, are
+   tracked too, and the pose fits both (robust Gauss-Newton from `cv2.solvePnPRansac` on the ground).
+2. **The share.** For each region (the band, the ground beyond it), every sampled pixel is placed on the
+   ground plane and moved with the camera's translation scaled by 1 + s; the share s is the one under
+   which the earlier frame matches this one best over the whole region (a search over s, then a parabola),
+   which uses every pixel's texture rather than a few tracked corners.
+
+The plane is this frame's ground plane, tilted by the pitch from the walker's body, and that is the
+weak part: on the generated suite with the scene's own camera height as the prior, the stop line and the
+road beyond it read -0.01 +- 0.02 and the road beyond a kerb down -0.085; with the prior 0.1 m low the stop
+line reads +0.04 and the kerb down -0.05, near each other, and 0.1 m high the stop line -0.07, like a drop.
+With the true pitch (what a phone's gravity sensor would give) the stop line reads 0.00 +- 0.01 and the
+kerb down -0.08 +- 0.02 (figures: docs/obstacles.md).
+That is why PathConfig.flat_veto, which uses these readings, is off. A reading costs about 25 ms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from vision.ground import Ground
+
+F64 = npt.NDArray[np.float64]
+NO_DISTORTION = np.zeros(4)
+
+
+@dataclass(frozen=True)
+class ParallaxConfig:
+    store_every_s: float = 0.09  # frames are kept this often...
+    keep_s: float = 1.2  # ...this long...
+    long_side_px: int = 640  # ...and at most this long (a phone's 1280 px frame is halved)
+    travel_m: float = 0.4  # the earlier frame: the walker's last this far (parallax grows with the baseline)
+    min_baseline_s: float = 0.35
+    min_eig: float = 3e-5  # a tracked point's least eigenvalue (cv2.cornerMinEigenVal, 7 px): it has texture
+    lk_window_px: int = 15  # 21 and 31 px windows read the same scenes 2-5 times noisier
+    min_ground_points: int = 15
+    min_far_points: int = 20
+    horizon_strip: float = 0.15  # far points: this share of the frame's height above the horizon
+    share_range: tuple[float, float] = (-0.3, 0.5)
+    min_region_px: int = 40  # textured pixels a region needs for a reading
+    max_region_px: int = 1200
+
+
+@dataclass(frozen=True)
+class LevelFrame:
+    """One kept frame: grey at `scale` of the original, its ground geometry, and which top-down cells were
+    plain ground then (`plain`, the path stage's grid)."""
+
+    t_s: float
+    gray: npt.NDArray[np.uint8]
+    scale: float
+    ground: Ground
+    plain: npt.NDArray[np.bool_]
+
+
+class LevelFrames:
+    """The last second or so of frames, for the earlier end of a parallax measurement. Bounded: at most
+    keep_s / store_every_s + 1 frames (15 at 640 x 480: 4.6 MB)."""
+
+    def __init__(self, config: ParallaxConfig | None = None) -> None:
+        self.config = config or ParallaxConfig()
+        self._frames: deque[LevelFrame] = deque()
+
+    def add(
+        self, t_s: float, bgr: npt.NDArray[np.uint8], ground: Ground, plain: npt.NDArray[np.bool_]
+    ) -> LevelFrame:
+        """This frame, as a measurement's later end; kept as an earlier end if one is due."""
+        c = self.config
+        h, w = bgr.shape[:2]
+        scale = min(1.0, c.long_side_px / max(h, w))
+        small = (
+            bgr
+            if scale == 1.0
+            else cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        )
+        gray = np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+        frame = LevelFrame(t_s, gray, scale, ground, plain)
+        if not self._frames or t_s - self._frames[-1].t_s >= c.store_every_s - 1e-6:
+            self._frames.append(frame)
+        while self._frames and t_s - self._frames[0].t_s > c.keep_s:
+            self._frames.popleft()
+        return frame
+
+    def earlier(self, t_s: float, speed_mps: float) -> LevelFrame | None:
+        """The kept frame nearest to `travel_m` of walking back, at least `min_baseline_s` old."""
+        c = self.config
+        if speed_mps <= 0:
+            return None
+        want = min(max(c.travel_m / speed_mps, c.min_baseline_s), c.keep_s)
+        old = [f for f in self._frames if t_s - f.t_s >= c.min_baseline_s - 1e-6]
+        return min(old, key=lambda f: abs(t_s - f.t_s - want)) if old else None
+
+    def clear(self) -> None:
+        self._frames.clear()
+
+
+def _sample(img: npt.NDArray[np.float32], uv: F64) -> npt.NDArray[np.float32]:
+    m = uv.astype(np.float32).reshape(-1, 1, 2)
+    out = cv2.remap(img, m[:, :, 0], m[:, :, 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return np.asarray(out, np.float32).ravel()
+
+
+class _Camera:
+    """This frame's camera at `scale`: pixels, and 3-D points on its ground plane (x right, y down, z on)."""
+
+    def __init__(self, ground: Ground, scale: float) -> None:
+        self.f = ground.f * scale
+        self.k = np.array(
+            [
+                [self.f, 0, (ground.cx + 0.5) * scale - 0.5],
+                [0, self.f, (ground.cy + 0.5) * scale - 0.5],
+                [0, 0, 1.0],
+            ]
+        )
+        self.ground, self.scale = ground, scale
+        self._sp, self._cp = math.sin(ground.pitch), math.cos(ground.pitch)
+
+    def pixels(self, x: F64, d: F64) -> F64:
+        u, v = self.ground.to_image(x, d)
+        return (np.stack([u, v], axis=1) + 0.5) * self.scale - 0.5
+
+    def on_ground(self, uv: F64) -> F64:
+        """(n, 3) points where the pixels' rays meet the ground plane; NaN rows at or above the horizon."""
+        rays = np.concatenate([(uv - self.k[:2, 2]) / self.f, np.ones((len(uv), 1))], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            down = self._cp * rays[:, 1] + self._sp * rays[:, 2]
+            lam = np.where(down > 1e-3, self.ground.height_m / down, np.nan)
+        return np.asarray(rays * lam[:, None], np.float64)
+
+
+def _project(pts: F64, pose: F64, k: F64, t_scale: float = 1.0) -> F64:
+    return np.asarray(
+        cv2.projectPoints(pts, pose[:3], pose[3:] * t_scale, k, NO_DISTORTION)[0].reshape(-1, 2), np.float64
+    )
+
+
+def _track(
+    now: npt.NDArray[np.uint8],
+    then: npt.NDArray[np.uint8],
+    pts: F64,
+    guess: F64 | None,
+    levels: int,
+    window: int,
+) -> tuple[F64, npt.NDArray[np.bool_]]:
+    """Lucas-Kanade from `now` into `then`, kept where tracking back lands within 0.3 px."""
+    p = pts.astype(np.float32).reshape(-1, 1, 2)
+    crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
+    flags = 0 if guess is None else cv2.OPTFLOW_USE_INITIAL_FLOW
+    start = (p if guess is None else guess).astype(np.float32).reshape(-1, 1, 2)
+    p1, s1, _ = cv2.calcOpticalFlowPyrLK(
+        now,
+        then,
+        p,
+        start,
+        winSize=(window, window),
+        maxLevel=levels,
+        criteria=crit,
+        flags=flags,
+    )
+    pb, s2, _ = cv2.calcOpticalFlowPyrLK(
+        then,
+        now,
+        p1,
+        p.copy(),
+        winSize=(window, window),
+        maxLevel=levels,
+        criteria=crit,
+        flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
+    )
+    back = np.hypot(*(pb - p).reshape(-1, 2).T)
+    ok = (s1.ravel() == 1) & (s2.ravel() == 1) & (back < 0.3)
+    return np.asarray(p1.reshape(-1, 2), np.float64), ok
+
+
+def _fit_pose(ground_pts: F64, ground_obs: F64, rays: F64, far_obs: F64, k: F64, pose: F64) -> F64:
+    """Refine the earlier camera's pose (Rodrigues rotation, translation) against both the ground points
+    and the far points (rays at infinity: only the rotation moves them), robustly (weights down past twice
+    the median residual's scale)."""
+    zero = np.zeros(3)
+
+    def residuals(p: F64) -> F64:
+        rg = _project(ground_pts, p, k) - ground_obs
+        rf = (
+            np.asarray(cv2.projectPoints(rays, p[:3], zero, k, NO_DISTORTION)[0].reshape(-1, 2), np.float64)
+            - far_obs
+        )
+        return np.concatenate([rg.ravel(), rf.ravel()])
+
+    for _ in range(10):
+        r0 = residuals(pose)
+        jac = np.empty((len(r0), 6))
+        for i in range(6):
+            step = np.zeros(6)
+            step[i] = 1e-5
+            jac[:, i] = (residuals(pose + step) - r0) / 1e-5
+        a = np.abs(r0)
+        weight = np.minimum(1.0, 2.0 * (1.4826 * float(np.median(a)) + 1e-3) / np.maximum(a, 1e-9))
+        jw = jac * weight[:, None]
+        try:
+            delta = -np.linalg.solve(jw.T @ jac + 1e-9 * np.eye(6), jw.T @ r0)
+        except np.linalg.LinAlgError:
+            break
+        pose = pose + delta
+        if np.abs(delta).max() < 1e-8:
+            break
+    return pose
+
+
+def level_shares(
+    now: LevelFrame,
+    then: LevelFrame,
+    travel_m: float,
+    before_xd: tuple[F64, F64],
+    regions_xd: list[tuple[F64, F64]],
+    body: npt.NDArray[np.float32] | None = None,
+    config: ParallaxConfig | None = None,
+) -> list[float] | None:
+    """Each region's share (see the module's docstring), NaN where a region has too little texture; None
+    when the camera's motion cannot be measured (too little textured ground or too few far points).
+
+    `before_xd`: walker-frame (x, d) of plain ground on the walker's level (this frame's, and plain in the
+    earlier one too). `regions_xd`: the points to read. `body`: the walker's mask at the original frame's
+    size (its pixels are not far points)."""
+    c = config or ParallaxConfig()
+    cam = _Camera(now.ground, now.scale)
+    k = cam.k
+    gx, gd = before_xd
+    if len(gx) < c.min_ground_points:
+        return None
+    eig = cv2.cornerMinEigenVal(now.gray, 7, ksize=3)
+    h, w = now.gray.shape
+
+    def textured(uv: F64) -> npt.NDArray[np.bool_]:
+        ok = np.isfinite(uv).all(axis=1)
+        u = np.clip(np.nan_to_num(np.rint(uv[:, 0])), 0, w - 1).astype(int)
+        v = np.clip(np.nan_to_num(np.rint(uv[:, 1])), 0, h - 1).astype(int)
+        return np.asarray(ok & (eig[v, u] >= c.min_eig))
+
+    # 1. The camera's motion from the ground between the walker and the band...
+    uv = cam.pixels(gx, gd)
+    # In the earlier frame's walker frame: its walking direction may differ (the line of sight until the
+    # ground's flow is measured, 14-18 deg off with the partner half a metre aside), and the ground was
+    # `travel_m` further back.
+    a = then.ground.heading - now.ground.heading
+    ca, sa = math.cos(a), math.sin(a)
+    gu, gv = then.ground.to_image(gx * ca - gd * sa, gx * sa + gd * ca + travel_m)
+    guess = (np.stack([gu, gv], axis=1) + 0.5) * then.scale - 0.5
+    use = textured(uv) & np.isfinite(guess).all(axis=1)
+    if use.sum() < c.min_ground_points:
+        return None
+    uv, guess = uv[use], guess[use]
+    pts = cam.on_ground(uv)
+    obs, ok = _track(now.gray, then.gray, uv, guess, 1, c.lk_window_px)
+    ok &= np.isfinite(pts).all(axis=1)
+    if ok.sum() < c.min_ground_points:
+        return None
+    pts, obs = pts[ok], obs[ok]
+    found, rvec, tvec, inliers = cv2.solvePnPRansac(
+        pts, obs, k, NO_DISTORTION, reprojectionError=1.0, iterationsCount=100
+    )
+    if not found or inliers is None or len(inliers) < 12:
+        return None
+    pts, obs = pts[inliers.ravel()], obs[inliers.ravel()]
+    # ...and from distant points just above the horizon, off the walker's body.
+    horizon = (now.ground.horizon_v() + 0.5) * now.scale - 0.5
+    top, bottom = max(0, int(horizon - c.horizon_strip * h)), min(h, int(horizon + 0.01 * h))
+    if bottom - top < 5:
+        return None
+    fv, fu = np.nonzero(eig[top:bottom] >= c.min_eig)
+    fv += top
+    if body is not None and len(fu):
+        bu = np.clip(((fu + 0.5) / now.scale - 0.5).astype(int), 0, body.shape[1] - 1)
+        bv = np.clip(((fv + 0.5) / now.scale - 0.5).astype(int), 0, body.shape[0] - 1)
+        away = cv2.dilate((body > 0.35).astype(np.uint8), np.ones((15, 15), np.uint8))[bv, bu] == 0
+        fu, fv = fu[away], fv[away]
+    if len(fu) < c.min_far_points:
+        return None
+    pick = np.linspace(0, len(fu) - 1, min(300, len(fu))).astype(int)
+    far = np.stack([fu[pick], fv[pick]], axis=1).astype(np.float64)
+    far_obs, ok = _track(now.gray, then.gray, far, None, 3, c.lk_window_px)
+    if ok.sum() < c.min_far_points:
+        return None
+    rays = np.concatenate([(far[ok] - k[:2, 2]) / cam.f, np.ones((int(ok.sum()), 1))], axis=1)
+    pose = _fit_pose(pts, obs, rays, far_obs[ok], k, np.concatenate([rvec.ravel(), tvec.ravel()]))
+
+    # 2. Each region's share, by matching the earlier frame over all its pixels.
+    img_now = np.asarray(cv2.GaussianBlur(now.gray.astype(np.float32), (0, 0), 1.0), np.float32)
+    img_then = np.asarray(cv2.GaussianBlur(then.gray.astype(np.float32), (0, 0), 1.0), np.float32)
+    out = []
+    for rx, rd in regions_xd:
+        ruv = cam.pixels(rx, rd)
+        keep = textured(ruv)
+        if keep.sum() < c.min_region_px:
+            out.append(math.nan)
+            continue
+        ruv = ruv[keep]
+        if len(ruv) > c.max_region_px:
+            ruv = ruv[np.linspace(0, len(ruv) - 1, c.max_region_px).astype(int)]
+        rp = cam.on_ground(ruv)
+        here = _sample(img_now, ruv)
+
+        def cost(s: float, rp: F64 = rp, here: npt.NDArray[np.float32] = here) -> float:
+            r = _sample(img_then, _project(rp, pose, k, 1.0 + s)) - here
+            r -= np.median(r)  # the light may change a little between the frames
+            return float(np.mean(np.minimum(r * r, 400.0)))
+
+        out.append(_search(cost, *c.share_range))
+    return out
+
+
+def _search(cost: Callable[[float], float], lo: float, hi: float) -> float:
+    """The minimum of `cost` over [lo, hi]: steps of 0.04, then 0.01 around the best, then a parabola."""
+    coarse = np.arange(lo, hi + 1e-9, 0.04)
+    best = float(coarse[int(np.argmin([cost(float(s)) for s in coarse]))])
+    fine = np.arange(best - 0.04, best + 0.04 + 1e-9, 0.01)
+    costs = [cost(float(s)) for s in fine]
+    i = int(np.argmin(costs))
+    s = float(fine[i])
+    if 0 < i < len(fine) - 1:
+        a, b, c = costs[i - 1], costs[i], costs[i + 1]
+        if a - 2 * b + c > 0:
+            s += 0.01 * 0.5 * (a - c) / (a - 2 * b + c)
+    return s
