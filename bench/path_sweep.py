@@ -1,6 +1,7 @@
 """The partner-mode evaluation, fast and swept: MediaPipe once per scene, the rest of it many times.
 
     .venv/bin/python bench/path_sweep.py SCENES [--cache DIR] [--heights 1.3 1.4 1.5] [--gaits 0 0.35]
+        [--flat-veto]
 
 `rearguard evaluate` runs the whole pipeline on every rendered scene, pose included. Changes to the ground,
 obstacle or alert code do not change what MediaPipe sees, so this script runs MediaPipe once per scene
@@ -13,6 +14,8 @@ rest of the pipeline, the alert policy and the scoring of `server.evaluate` for 
   glides; a real one stands on a planted foot that stays put while the body moves on, then hands over to the
   other foot a step away. The lower toe's landmark is moved to that planted foot's row, computed with the
   scene's own camera from truth.json, and the other toe is lifted; nothing else changes (pixels, masks).
+- `--flat-veto`: with PathConfig.flat_veto on (bands across the path that read flat by plane parallax are
+  not warned; off in the product, see docs/obstacles.md).
 
 With the default prior and no gait the figures are those of `rearguard evaluate` on the same scenes, to the
 digit (checked when this script was written). Prints one row per setting: hazards warned at least 2 s
@@ -51,6 +54,7 @@ from server.evaluate import scene_dirs, score_scene, summarise  # noqa: E402
 from server.replay import run_frames  # noqa: E402
 from vision.alerts import AlertPolicy  # noqa: E402
 from vision.ground import GroundConfig  # noqa: E402
+from vision.obstacles import PathConfig  # noqa: E402
 from vision.pipeline import Pipeline, decode_jpeg  # noqa: E402
 from vision.scenario import stepping_pose  # noqa: E402
 from vision.types import Analysis, Pose  # noqa: E402
@@ -134,17 +138,19 @@ def stepping(items: Cached, truth: dict[str, Any], fps: float, step_m: float) ->
 
 
 def run_scene(
-    job: tuple[Path, Path, float, float],
+    job: tuple[Path, Path, float, float, bool],
 ) -> tuple[str, dict[str, Any], dict[str, Any], float | None]:
     """(scene, timeline, frame columns, measured / true walker speed) for one scene and setting."""
-    scene, cache, camera_height_m, step_m = job
+    scene, cache, camera_height_m, step_m, flat_veto = job
     fps, items, jpegs = pickle.loads((cache / f"{scene.name}.pkl").read_bytes())
     truth = json.loads((scene / "truth.json").read_text())
     if step_m > 0:
         items = stepping(items, truth, fps, step_m)
     settings = Settings()
     config = dataclasses.replace(
-        settings.pipeline_config("partner"), ground=GroundConfig(camera_height_m=camera_height_m)
+        settings.pipeline_config("partner"),
+        ground=GroundConfig(camera_height_m=camera_height_m),
+        path=PathConfig(flat_veto=flat_veto),
     )
     pipeline = Pipeline(config, estimator=CachedEstimator(items))  # type: ignore[arg-type]
     speeds: list[float] = []
@@ -174,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--gaits", type=float, nargs="+", default=[0.0], help="simulated step lengths, m (0: none)"
     )
+    ap.add_argument(
+        "--flat-veto", action="store_true", help="bands that read flat by parallax are not warned"
+    )
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args(argv)
@@ -196,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|---|---|---|---|")
         for height in args.heights:
             for gait in args.gaits:
-                jobs = [(s, cache, height, gait) for s in scenes]
+                jobs = [(s, cache, height, gait, args.flat_veto) for s in scenes]
                 done = list(pool.map(run_scene, jobs))
                 scores = [score_scene(truths[name], tl, cols) for name, tl, cols, _ in done]
                 result = summarise(scores)
