@@ -55,7 +55,7 @@ class ParallaxConfig:
     travel_m: float = 0.4  # the earlier frame: the walker's last this far (parallax grows with the baseline)
     min_baseline_s: float = 0.35
     min_eig: float = 3e-5  # a tracked point's least eigenvalue (cv2.cornerMinEigenVal, 7 px): it has texture
-    lk_window_px: int = 15  # 21 and 31 px windows read the same scenes 2-5 times noisier
+    lk_window_px: int = 15  # 21 and 31 px read the same scenes 2-5 times noisier (pose from the ground alone)
     min_ground_points: int = 15
     min_far_points: int = 20
     horizon_strip: float = 0.15  # far points: this share of the frame's height above the horizon
@@ -78,7 +78,7 @@ class LevelFrame:
 
 class LevelFrames:
     """The last second or so of frames, for the earlier end of a parallax measurement. Bounded: at most
-    keep_s / store_every_s + 1 frames (15 at 640 x 480: 4.6 MB)."""
+    keep_s / store_every_s + 1 frames (14 at 640 x 480: 4.3 MB)."""
 
     def __init__(self, config: ParallaxConfig | None = None) -> None:
         self.config = config or ParallaxConfig()
