@@ -113,17 +113,19 @@ class PathConfig:
     # it read flat by plane parallax (vision.parallax): road paint, a shadow's edge. Flat: over its readings
     # of the last `flat_window_s`, at least `flat_readings`, both medians within `flat_share` of 0 and the
     # ground beyond spread by no more than `flat_spread` (median deviation). Off: the readings are only as
-    # good as the ground plane's tilt, here the pitch from the walker's body; turned on, over twenty
-    # camera-height and gait settings false alarms fell only 3.69 -> 3.61 a minute and one kerb down was
-    # warned 0.13 s later (docs/obstacles.md, "Tried and dropped").
+    # good as the ground plane's tilt, which starts from the pitch from the walker's body; turned on, over
+    # twenty camera-height and gait settings false alarms fell only 3.69 -> 3.38 a minute and at one prior
+    # a kerb down was warned 0.27 s later, read flat for a while (docs/obstacles.md, "Tried and dropped").
     flat_veto: bool = False
     flat_share: float = 0.035
     flat_spread: float = 0.03
     flat_readings: int = 4
     flat_window_s: float = 1.5
+    flat_hysteresis: float = 1.5  # a flat verdict stands until the readings pass these limits x this
     level_every_s: float = 0.12  # a band is read at most this often
     beyond_gap_m: float = 0.25  # the ground beyond a band: from this far past its far edge...
     beyond_depth_m: float = 1.5  # ...to this far
+    beyond_gap_px: float = 6.0
     parallax: ParallaxConfig = field(default_factory=ParallaxConfig)
 
 
@@ -156,6 +158,7 @@ class Track:
         default_factory=lambda: deque(maxlen=16)
     )  # (t, beyond, band)
     level_t: float = -math.inf  # when it was last read
+    flat: bool = False  # its last verdict: read flat (PathConfig.flat_veto)
 
     def add(self, t: float, b: _Blob) -> None:
         self.history.append((t, b.base_d, b.x0, b.x1))
@@ -643,16 +646,20 @@ class PathWatcher:
                 & (self._gx <= x1)
             )
             br, bc = np.nonzero(before)
-            if len(br) > 200:
-                keep = np.linspace(0, len(br) - 1, 200).astype(int)
-                br, bc = br[keep], bc[keep]
-
+            # ...and the ground beyond, kept `beyond_gap_px` clear of the band in the image: 5-8 m back a
+            # quarter metre is 2-3 px, and the blurred edge of a white line pulled the reading
+            yr, yc = np.nonzero(beyond)
+            if len(yr):
+                _, v_far = ground.to_image([0.5 * (x0 + x1)], [far])
+                _, v = ground.to_image(self._xs[yc], self._ds[yr])
+                clear = v_far[0] - v >= c.beyond_gap_px
+                yr, yc = yr[clear], yc[clear]
             shares = level_shares(
                 now,
                 then,
                 travel,
-                (self._xs[bc], self._ds[br]),
-                [self._cell_points(*np.nonzero(beyond)), self._cell_points(rows, cols)],
+                self._cell_points(br, bc),
+                [self._cell_points(yr, yc), self._cell_points(rows, cols)],
                 body,
                 c.parallax,
             )
@@ -684,18 +691,24 @@ class PathWatcher:
         return mid, float(np.median([n for _, n in got])), spread, len(got)
 
     def _flat(self, tr: Track, t_s: float) -> bool:
-        """The band and the ground beyond it read at the walker's level: paint or shade, not a kerb."""
+        """The band and the ground beyond it read at the walker's level: paint or shade, not a kerb.
+
+        The verdict holds until enough newer readings say clearly otherwise: near the walker the ground
+        before the band runs out and readings stop, and a verdict that lapsed then raised the band's first cue
+        1.5 s from contact; one that flickered at its threshold started a new warning each time."""
         c = self.config
         levels = self._levels(tr, t_s) if c.flat_veto and tr.kind == "kerb" else None
-        if levels is None:
-            return False
-        beyond, band, spread, n = levels
-        return (
-            n >= c.flat_readings
-            and abs(beyond) <= c.flat_share
-            and abs(band) <= c.flat_share
-            and spread <= c.flat_spread
+        if levels is None or levels[3] < c.flat_readings:
+            return tr.flat
+        beyond, band, spread, _ = levels
+        # with hysteresis: a verdict is overturned only by readings clearly the other way
+        slack = c.flat_hysteresis if tr.flat else 1.0
+        tr.flat = (
+            abs(beyond) <= c.flat_share * slack
+            and abs(band) <= c.flat_share * slack
+            and spread <= c.flat_spread * slack
         )
+        return tr.flat
 
     def _check_motion(self, t_s: float) -> None:
         """The walker's motion is unknown when the ground's flow cannot be measured (a smooth floor, blur,

@@ -15,19 +15,19 @@ Method, on frames at most 640 px long, the earlier one 0.35-1.2 s back (the walk
    the wrong brick, 39 px off on a generated scene). That ground alone leaves the camera's turn and its
    shift confused (a patch a metre deep behind the walker's legs fits many poses to 0.3 px that disagree by
    1-2 px further on), so distant points just above the horizon, which move with the turn alone, are
-   tracked too, and the pose fits both (robust Gauss-Newton from `cv2.solvePnPRansac` on the ground).
+   tracked too, and the pose fits both (robust Gauss-Newton from `cv2.solvePnPRansac` on the ground); then
+   the plane's pitch is freed as well, with the body's pitch as a prior 1.5 deg wide: the body's pitch is
+   off by about 3 deg for every 0.1 m that the camera-height prior is off.
 2. **The share.** For each region (the band, the ground beyond it), every sampled pixel is placed on the
-   ground plane and moved with the camera's translation scaled by 1 + s; the share s is the one under
-   which the earlier frame matches this one best over the whole region (a search over s, then a parabola),
-   which uses every pixel's texture rather than a few tracked corners.
+   fitted ground plane and moved with the camera's translation scaled by 1 + s; the share s is the one
+   under which the earlier frame matches this one best over the whole region (a search over s, then a
+   parabola), which uses every pixel's texture rather than a few tracked corners.
 
-The plane is this frame's ground plane, tilted by the pitch from the walker's body, and that is the
-weak part: on the generated suite with the scene's own camera height as the prior, the stop line and the
-road beyond it read -0.01 +- 0.02 and the road beyond a kerb down -0.085; with the prior 0.1 m low the stop
-line reads +0.04 and the kerb down -0.05, near each other, and 0.1 m high the stop line -0.07, like a drop.
-With the true pitch (what a phone's gravity sensor would give) the stop line reads 0.00 +- 0.01 and the
-kerb down -0.08 +- 0.02 (figures: docs/obstacles.md).
-That is why PathConfig.flat_veto, which uses these readings, is off. A reading costs about 25 ms.
+The weak part is still the plane. On the generated suite, with the scene's own camera height as the
+prior, the stop line and the road beyond it read -0.006 and the road beyond a kerb down -0.09; with the
+prior 0.1 m low the kerb down reads -0.046, near paint's +0.03, and with it 0.1 m high a step up's top
+reads lower, like a drop (figures: docs/obstacles.md). That is why PathConfig.flat_veto, which uses these
+readings, is off. A reading costs about 40 ms.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from vision.ground import Ground
 
 F64 = npt.NDArray[np.float64]
 NO_DISTORTION = np.zeros(4)
+PIXEL_NOISE = 0.5  # px: a tracked ground point's error, to weigh the pitch prior against the points
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,12 @@ class ParallaxConfig:
     min_eig: float = 3e-5  # a tracked point's least eigenvalue (cv2.cornerMinEigenVal, 7 px): it has texture
     lk_window_px: int = 15  # 21 and 31 px read the same scenes 2-5 times noisier (pose from the ground alone)
     min_ground_points: int = 15
+    max_ground_points: int = 300
     min_far_points: int = 20
     horizon_strip: float = 0.15  # far points: this share of the frame's height above the horizon
     share_range: tuple[float, float] = (-0.3, 0.5)
+    pitch_prior_deg: float = 1.5  # sd of the fitted pitch's prior, which is the body's pitch
+    max_tilt_deg: float = 10.0  # the fitted plane's pitch this far from the body's: no reading
     min_region_px: int = 40  # textured pixels a region needs for a reading
     max_region_px: int = 1200
 
@@ -136,17 +140,18 @@ class _Camera:
             ]
         )
         self.ground, self.scale = ground, scale
-        self._sp, self._cp = math.sin(ground.pitch), math.cos(ground.pitch)
 
     def pixels(self, x: F64, d: F64) -> F64:
         u, v = self.ground.to_image(x, d)
         return (np.stack([u, v], axis=1) + 0.5) * self.scale - 0.5
 
-    def on_ground(self, uv: F64) -> F64:
-        """(n, 3) points where the pixels' rays meet the ground plane; NaN rows at or above the horizon."""
+    def on_ground(self, uv: F64, tilt: float = 0.0) -> F64:
+        """(n, 3) points where the pixels' rays meet the ground plane, pitched `tilt` radians more than this
+        frame's geometry says; NaN rows at or above the horizon."""
         rays = np.concatenate([(uv - self.k[:2, 2]) / self.f, np.ones((len(uv), 1))], axis=1)
+        pitch = self.ground.pitch + tilt
         with np.errstate(divide="ignore", invalid="ignore"):
-            down = self._cp * rays[:, 1] + self._sp * rays[:, 2]
+            down = math.cos(pitch) * rays[:, 1] + math.sin(pitch) * rays[:, 2]
             lam = np.where(down > 1e-3, self.ground.height_m / down, np.nan)
         return np.asarray(rays * lam[:, None], np.float64)
 
@@ -195,38 +200,66 @@ def _track(
     return np.asarray(p1.reshape(-1, 2), np.float64), ok
 
 
-def _fit_pose(ground_pts: F64, ground_obs: F64, rays: F64, far_obs: F64, k: F64, pose: F64) -> F64:
-    """Refine the earlier camera's pose (Rodrigues rotation, translation) against both the ground points
-    and the far points (rays at infinity: only the rotation moves them), robustly (weights down past twice
-    the median residual's scale)."""
-    zero = np.zeros(3)
-
-    def residuals(p: F64) -> F64:
-        rg = _project(ground_pts, p, k) - ground_obs
-        rf = (
-            np.asarray(cv2.projectPoints(rays, p[:3], zero, k, NO_DISTORTION)[0].reshape(-1, 2), np.float64)
-            - far_obs
-        )
-        return np.concatenate([rg.ravel(), rf.ravel()])
-
-    for _ in range(10):
-        r0 = residuals(pose)
-        jac = np.empty((len(r0), 6))
-        for i in range(6):
-            step = np.zeros(6)
+def _robust_gauss_newton(
+    residuals: Callable[[F64], F64], q: F64, iterations: int = 12, priors: int = 0
+) -> F64:
+    """Least squares from `q` with a numerical Jacobian, residuals past twice their median's scale weighted
+    down (the ground's points include some on the walker's shadow or a mistracked brick), except the last
+    `priors` residuals, which are weighted fully."""
+    for _ in range(iterations):
+        r0 = residuals(q)
+        jac = np.empty((len(r0), len(q)))
+        for i in range(len(q)):
+            step = np.zeros(len(q))
             step[i] = 1e-5
-            jac[:, i] = (residuals(pose + step) - r0) / 1e-5
+            jac[:, i] = (residuals(q + step) - r0) / 1e-5
         a = np.abs(r0)
-        weight = np.minimum(1.0, 2.0 * (1.4826 * float(np.median(a)) + 1e-3) / np.maximum(a, 1e-9))
+        data = a[: len(a) - priors]
+        weight = np.minimum(1.0, 2.0 * (1.4826 * float(np.median(data)) + 1e-3) / np.maximum(a, 1e-9))
+        weight[len(a) - priors :] = 1.0
         jw = jac * weight[:, None]
         try:
-            delta = -np.linalg.solve(jw.T @ jac + 1e-9 * np.eye(6), jw.T @ r0)
+            delta = -np.linalg.solve(jw.T @ jac + 1e-9 * np.eye(len(q)), jw.T @ r0)
         except np.linalg.LinAlgError:
             break
-        pose = pose + delta
-        if np.abs(delta).max() < 1e-8:
+        q = q + delta
+        if np.abs(delta).max() < 1e-9:
             break
-    return pose
+    return q
+
+
+def _fit_motion(
+    cam: _Camera, ground_uv: F64, ground_obs: F64, rays: F64, far_obs: F64, pose: F64, pitch_prior_deg: float
+) -> tuple[F64, float]:
+    """The earlier camera's pose (Rodrigues rotation, translation) and the ground plane's pitch, from the
+    ground points and the far points (rays at infinity: only the rotation moves them).
+
+    First the pose with the plane as this frame's geometry has it, then the pitch freed as well. The pitch
+    from the walker's body is off by about 3 deg for every 0.1 m that the camera-height prior is off
+    (6.5 deg on the suite's step up, with the phone at 1.2 m), and a plane pitched wrong reads the ground
+    beyond a band as a step; fitted here, it came within 0.2-1 deg of the truth."""
+    zero = np.zeros(3)
+
+    def far(q: F64) -> F64:
+        seen = cv2.projectPoints(rays, q[:3], zero, cam.k, NO_DISTORTION)[0].reshape(-1, 2)
+        return np.asarray(seen, np.float64).ravel() - far_obs.ravel()
+
+    pts = cam.on_ground(ground_uv)
+    pose = _robust_gauss_newton(
+        lambda q: np.concatenate([(_project(pts, q, cam.k) - ground_obs).ravel(), far(q)]), pose
+    )
+
+    # The body's pitch as a prior, `pitch_prior_deg` wide: behind a walker seen straight on, the ground
+    # left beside the legs pinned the pitch no better than +-4 deg (the car park).
+    prior = PIXEL_NOISE * math.sqrt(len(ground_uv)) / math.radians(pitch_prior_deg)
+
+    def with_pitch(q: F64) -> F64:
+        moved = _project(cam.on_ground(ground_uv, float(q[6])), q[:6], cam.k) - ground_obs
+        out = np.concatenate([moved.ravel(), far(q), [prior * q[6]]])
+        return np.asarray(np.nan_to_num(out, nan=1e3), np.float64)
+
+    q = _robust_gauss_newton(with_pitch, np.concatenate([pose, [0.0]]), 15, priors=1)
+    return q[:6], float(q[6])
 
 
 def level_shares(
@@ -271,7 +304,10 @@ def level_shares(
     use = textured(uv) & np.isfinite(guess).all(axis=1)
     if use.sum() < c.min_ground_points:
         return None
-    uv, guess = uv[use], guess[use]
+    pick = np.nonzero(use)[0]
+    if len(pick) > c.max_ground_points:  # evenly over the region, which the points list row by row
+        pick = pick[np.linspace(0, len(pick) - 1, c.max_ground_points).astype(int)]
+    uv, guess = uv[pick], guess[pick]
     pts = cam.on_ground(uv)
     obs, ok = _track(now.gray, then.gray, uv, guess, 1, c.lk_window_px)
     ok &= np.isfinite(pts).all(axis=1)
@@ -284,6 +320,7 @@ def level_shares(
     if not found or inliers is None or len(inliers) < 12:
         return None
     pts, obs = pts[inliers.ravel()], obs[inliers.ravel()]
+    uv_in = uv[ok][inliers.ravel()]
     # ...and from distant points just above the horizon, off the walker's body.
     horizon = (now.ground.horizon_v() + 0.5) * now.scale - 0.5
     top, bottom = max(0, int(horizon - c.horizon_strip * h)), min(h, int(horizon + 0.01 * h))
@@ -304,7 +341,11 @@ def level_shares(
     if ok.sum() < c.min_far_points:
         return None
     rays = np.concatenate([(far[ok] - k[:2, 2]) / cam.f, np.ones((int(ok.sum()), 1))], axis=1)
-    pose = _fit_pose(pts, obs, rays, far_obs[ok], k, np.concatenate([rvec.ravel(), tvec.ravel()]))
+    pose, tilt = _fit_motion(
+        cam, uv_in, obs, rays, far_obs[ok], np.concatenate([rvec.ravel(), tvec.ravel()]), c.pitch_prior_deg
+    )
+    if abs(tilt) > math.radians(c.max_tilt_deg):
+        return None  # not a plane near the one the body gives: nothing to trust
 
     # 2. Each region's share, by matching the earlier frame over all its pixels.
     img_now = np.asarray(cv2.GaussianBlur(now.gray.astype(np.float32), (0, 0), 1.0), np.float32)
@@ -319,7 +360,7 @@ def level_shares(
         ruv = ruv[keep]
         if len(ruv) > c.max_region_px:
             ruv = ruv[np.linspace(0, len(ruv) - 1, c.max_region_px).astype(int)]
-        rp = cam.on_ground(ruv)
+        rp = cam.on_ground(ruv, tilt)
         here = _sample(img_now, ruv)
 
         def cost(s: float, rp: F64 = rp, here: npt.NDArray[np.float32] = here) -> float:
