@@ -544,7 +544,7 @@ def test_nothing_is_warned_before_the_walking_direction_is_measured() -> None:
     pw._facing.extend([True] * 15)
     track = Track(1, "obstacle")
     for k in range(12):
-        track.add(k / 15, _Blob(3.0 - k / 15, -0.2, 0.2, 3.5, "obstacle", False, 40, -0.2, 0.2))
+        track.add(k / 15, _Blob(3.0 - k / 15, -0.2, 0.2, 3.5, "obstacle", False, np.arange(40), -0.2, 0.2))
     pw._tracks.append(track)
     now = 11 / 15
     assert pw._hazards(now, ground)[0] == []

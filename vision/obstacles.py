@@ -137,10 +137,9 @@ class _Blob:
     far_d: float
     kind: str
     base_hidden: bool
-    cells: int
+    cells: npt.NDArray[np.intp]  # its grid cells, as flat indices
     reach0: float  # the footprint carried on through the walker's hidden shadow next to it: where the
     reach1: float  # obstacle may continue unseen
-    grid_idx: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp))  # its cells, flat
 
 
 @dataclass
@@ -163,7 +162,7 @@ class Track:
     def add(self, t: float, b: _Blob) -> None:
         self.history.append((t, b.base_d, b.x0, b.x1))
         self.reach = (b.reach0, b.reach1)
-        self.cells = b.grid_idx
+        self.cells = b.cells
         self.hits += 1
         self.last_t = t
         if b.kind == "kerb":
@@ -446,10 +445,8 @@ class PathWatcher:
             kind = _shape_kind(x1 - x0, far - base, self._seen_width(seen, int(rows.min())))
             half = c.cell_m / 2
             reach0, reach1 = reach[0] - half, reach[1] + half
-            grid_idx = rows * self._nx + cols
-            blobs.append(
-                _Blob(base, x0 - half, x1 + half, far, kind, base_hidden, len(rows), reach0, reach1, grid_idx)
-            )
+            cells = rows * self._nx + cols
+            blobs.append(_Blob(base, x0 - half, x1 + half, far, kind, base_hidden, cells, reach0, reach1))
         return self._bridge(blobs), labels
 
     def _bridge(self, blobs: list[_Blob]) -> list[_Blob]:
@@ -474,10 +471,9 @@ class PathWatcher:
                 far_d=far,
                 kind=joined,
                 base_hidden=True,
-                cells=a.cells + b.cells,
+                cells=np.concatenate([a.cells, b.cells]),
                 reach0=min(a.reach0, b.reach0),
                 reach1=max(a.reach1, b.reach1),
-                grid_idx=np.concatenate([a.grid_idx, b.grid_idx]),
             )
         return out
 
