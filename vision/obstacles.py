@@ -434,20 +434,31 @@ class PathWatcher:
             base_rows = slice(int(rows[band].min()), int(rows[band].max()) + 1)
             x0, x1 = float(self._xs[c0]), float(self._xs[c1])
             hid = hidden[base_rows].any(axis=0)
-            while c0 > 0 and hid[c0 - 1]:
-                c0 -= 1
-            while c1 < self._nx - 1 and hid[c1 + 1]:
-                c1 += 1
-            reach = (float(self._xs[c0]), float(self._xs[c1]))
+            own = (labels[base_rows] == i).any(axis=0)
+            reach0 = float(self._xs[self._reach(c0, -1, own, hid)])
+            reach1 = float(self._xs[self._reach(c1, 1, own, hid)])
             far = float(ds.max())
             r0 = max(int(rows.min()) - 2, 0)
             base_hidden = bool(hidden[r0 : int(rows.min()), cols.min() : cols.max() + 1].any())
             kind = _shape_kind(x1 - x0, far - base, self._seen_width(seen, int(rows.min())))
             half = c.cell_m / 2
-            reach0, reach1 = reach[0] - half, reach[1] + half
+            reach0, reach1 = reach0 - half, reach1 + half
             cells = rows * self._nx + cols
             blobs.append(_Blob(base, x0 - half, x1 + half, far, kind, base_hidden, cells, reach0, reach1))
         return self._bridge(blobs), labels
+
+    def _reach(self, col: int, step: int, own: npt.NDArray[np.bool_], hidden: npt.NDArray[np.bool_]) -> int:
+        """The column to which a blob's edge at `col` carries on, going `step`: over the blob's own outermost
+        cells (its width is a 5-95% quantile, so a cell or two of it lie outside) and then over the hidden
+        cells next to them. Without hidden cells there, `col` itself: the blob ends where ground is seen."""
+        k = col
+        while 0 <= k + step < self._nx and own[k + step]:
+            k += step
+        if not (0 <= k + step < self._nx and hidden[k + step]):
+            return col
+        while 0 <= k + step < self._nx and hidden[k + step]:
+            k += step
+        return k
 
     def _bridge(self, blobs: list[_Blob]) -> list[_Blob]:
         """Two wide pieces at one distance with only the walker's occlusion shadow between them are one thing
