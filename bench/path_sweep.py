@@ -1,6 +1,6 @@
 """The partner-mode evaluation, fast and swept: MediaPipe once per scene, the rest of it many times.
 
-    .venv/bin/python bench/path_sweep.py SCENES [--cache DIR] [--heights 1.3 1.4 1.5] [--gaits 0 0.35]
+    .venv/bin/python bench/path_sweep.py SCENES [--cache DIR] [--heights 1.3 1.4 truth] [--gaits 0 0.35]
         [--flat-veto]
 
 `rearguard evaluate` runs the whole pipeline on every rendered scene, pose included. Changes to the ground,
@@ -9,7 +9,8 @@ obstacle or alert code do not change what MediaPipe sees, so this script runs Me
 rest of the pipeline, the alert policy and the scoring of `server.evaluate` for each setting:
 
 - `--heights`: the camera-height prior (GroundConfig.camera_height_m). The suite's phones are at 1.2-1.5 m;
-  how much the figures move with the prior says how much a single figure can be trusted.
+  how much the figures move with the prior says how much a single figure can be trusted. `truth` gives
+  each scene its own phone's height (from truth.json): what a perfect height estimate would score.
 - `--gaits`: a stepping gait simulated on the poses (step length in m, 0 for none). The rendered walker
   glides; a real one stands on a planted foot that stays put while the body moves on, then hands over to the
   other foot a step away. The lower toe's landmark is moved to that planted foot's row, computed with the
@@ -138,12 +139,14 @@ def stepping(items: Cached, truth: dict[str, Any], fps: float, step_m: float) ->
 
 
 def run_scene(
-    job: tuple[Path, Path, float, float, bool],
+    job: tuple[Path, Path, float | None, float, bool],
 ) -> tuple[str, dict[str, Any], dict[str, Any], float | None]:
-    """(scene, timeline, frame columns, measured / true walker speed) for one scene and setting."""
-    scene, cache, camera_height_m, step_m, flat_veto = job
+    """(scene, timeline, frame columns, measured / true walker speed) for one scene and setting; a height of
+    None is the scene's own phone's."""
+    scene, cache, height, step_m, flat_veto = job
     fps, items, jpegs = pickle.loads((cache / f"{scene.name}.pkl").read_bytes())
     truth = json.loads((scene / "truth.json").read_text())
+    camera_height_m = float(truth["spec"]["camera"]["height_m"]) if height is None else height
     if step_m > 0:
         items = stepping(items, truth, fps, step_m)
     settings = Settings()
@@ -168,6 +171,19 @@ def run_scene(
     return scene.name, {"events": events}, cols.as_dict(), ratio
 
 
+def height_arg(text: str) -> float | None:
+    """A camera-height prior in metres, or `truth` (None): each scene's own."""
+    if text == "truth":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected metres or 'truth', got {text!r}") from None
+    if not 0.5 <= value <= 2.5:
+        raise argparse.ArgumentTypeError(f"expected 0.5-2.5 m, got {value:g}")
+    return value
+
+
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}%"
 
@@ -176,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("scenes", help="rendered scenes (`rearguard scenario scenarios --out DIR`)")
     ap.add_argument("--cache", default="/tmp/rearguard-path-sweep", help="where MediaPipe's output is kept")
-    ap.add_argument("--heights", type=float, nargs="+", default=[1.4], help="camera-height priors, m")
+    ap.add_argument(
+        "--heights", type=height_arg, nargs="+", default=[1.4], help="camera-height priors, m, or 'truth'"
+    )
     ap.add_argument(
         "--gaits", type=float, nargs="+", default=[0.0], help="simulated step lengths, m (0: none)"
     )
@@ -213,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 cov = {g: c["median"] for g, c in result["coverage_by_offset"].items()}
                 speed = [r for *_, r in done if r is not None]
                 row = {
-                    "camera_height_m": height,
+                    "camera_height_m": "truth" if height is None else height,
                     "gait_step_m": gait,
                     "warned_2s": overall["warned_2s"],
                     "false_alarms_per_min": result["false_alarms_per_min"],
@@ -232,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 fa = result["false_alarms_per_min"]
                 print(
-                    f"| {height:g} | {gait:g} | {pct(overall['warned_2s'])} | "
+                    f"| {row['camera_height_m']} | {gait:g} | {pct(overall['warned_2s'])} | "
                     f"{'-' if fa is None else f'{fa:.2f}'} | {pct(overall['side_accuracy'])} | "
                     f"{pct(overall['distance_error'])} | "
                     + " / ".join(
