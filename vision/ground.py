@@ -104,6 +104,12 @@ class Ground:
         s, c = math.sin(self.heading), math.cos(self.heading)
         return np.array([c, -s]), np.array([s, c])  # x axis, d axis in (X, Z)
 
+    def camera_foot(self) -> tuple[float, float]:
+        """Walker-frame (x, d) of the ground point under the camera."""
+        ax, ad = self._axes()
+        hx, hz = self.heel_cam
+        return -(hx * ax[0] + hz * ax[1]), -(hx * ad[0] + hz * ad[1])
+
     def walker_to_level(self, x: npt.ArrayLike, d: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], ...]:
         ax, ad = self._axes()
         x, d = np.asarray(x, float), np.asarray(d, float)

@@ -126,6 +126,27 @@ class PathConfig:
     beyond_gap_m: float = 0.25  # the ground beyond a band: from this far past its far edge...
     beyond_depth_m: float = 1.5  # ...to this far
     beyond_gap_px: float = 6.0
+    # Overhangs: a bench's seat or a car's bumper, 0.2-0.45 m up with nothing seen under it, is placed on
+    # the ground 1.2-1.5 times as far from the camera as it is (the warp puts everything on the ground): the
+    # suite's bench straight behind was warned 1.1 s before contact, a car's distance read 20-30% long. With
+    # `raised_fix`, the footprint of a thing standing still (its cells within `base_band_m` of its base) is
+    # read by plane parallax at most every `raised_every_s`; where its last `raised_window_s` of readings, at
+    # least `raised_readings`, say it is raised (median share at least `raised_share`, median deviation at
+    # most `raised_spread`), its footprint is brought towards the camera by 1 / (1 + share): where a point
+    # that high really is. Things standing on the ground read 0 +- 0.05 at their base; a car's bumper 22 cm
+    # up +0.18 (theory +0.19), the bench's seat +0.35 to +0.49 (theory +0.42 to +0.52).
+    raised_fix: bool = True
+    raised_share: float = 0.15
+    raised_spread: float = 0.08
+    raised_readings: int = 3
+    raised_window_s: float = 1.0
+    raised_every_s: float = 0.2
+    raised_beside_m: float = 0.6  # read what stands this near the corridor or in it...
+    raised_within_m: float = 3.5  # ...and this near the heels: further back the plane's own error grows (a
+    # pitch a degree off reads a kerb down's edge 5 m back as +0.14), and there is time to read it nearer
+    raised_closing: tuple[float, float] = (0.7, 1.7)  # ...and closes at this share of the walker's speed: a
+    # thing standing still closes at 1 + share of it (the walker's speed, as its footprint is placed further),
+    # and a moving thing's own motion would read as height
     parallax: ParallaxConfig = field(default_factory=ParallaxConfig)
 
 
@@ -158,6 +179,7 @@ class Track:
     )  # (t, beyond, band)
     level_t: float = -math.inf  # when it was last read
     flat: bool = False  # its last verdict: read flat (PathConfig.flat_veto)
+    lifts: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=12))  # (t, base's share)
 
     def add(self, t: float, b: _Blob) -> None:
         self.history.append((t, b.base_d, b.x0, b.x1))
@@ -614,37 +636,62 @@ class PathWatcher:
         plain: npt.NDArray[np.bool_],
         t_s: float,
     ) -> None:
-        """Read each band across the path (a "kerb" track seen this frame) and the ground beyond it by plane
-        parallax, at most every `level_every_s`, against the frame of the walker's last 0.4 m."""
+        """Plane parallax against the frame of the walker's last 0.4 m: each band across the path (a "kerb"
+        track seen this frame) and the ground beyond it, at most every `level_every_s` (`flat_veto`), and
+        the footprint of each thing standing still in or near the corridor, at most every `raised_every_s`
+        (`raised_fix`)."""
         c = self.config
-        if not c.flat_veto:
+        if not (c.flat_veto or c.raised_fix):
             return
         now = self._level_frames.add(t_s, bgr, ground, plain)
         if not self.speed_mps or self.motion_unknown:
             return
+        speed = self.speed_mps
         bands = [
             tr
             for tr in self._tracks
-            if tr.kind == "kerb"
+            if c.flat_veto
+            and tr.kind == "kerb"
             and tr.last_t == t_s
             and len(tr.cells)
             and t_s - tr.level_t >= c.level_every_s - 1e-6
         ]
-        then = self._level_frames.earlier(t_s, self.speed_mps) if bands else None
+        near = c.corridor_half_m + c.raised_beside_m
+        lifts = [
+            tr
+            for tr in self._tracks
+            if c.raised_fix
+            and not (c.flat_veto and tr.kind == "kerb")  # those are read as bands
+            and tr.last_t == t_s
+            and len(tr.cells)
+            and t_s - tr.level_t >= c.raised_every_s - 1e-6
+            and c.raised_closing[0] <= tr.closing / speed <= c.raised_closing[1]
+            and tr.history[-1][1] <= c.raised_within_m
+            and tr.lateral(t_s)[1] > -near
+            and tr.lateral(t_s)[0] < near
+        ]
+        then = self._level_frames.earlier(t_s, speed) if bands or lifts else None
         if then is None or then.gray.shape != now.gray.shape:
             return
-        travel = self.speed_mps * (t_s - then.t_s)
+        travel = speed * (t_s - then.t_s)
         # Plain ground then as well as now: where the walker's legs and shadow were not, in either frame.
         shift = round(travel / c.cell_m)
         was_plain = np.zeros_like(plain)
         if 0 <= shift < plain.shape[0]:
             was_plain[: plain.shape[0] - shift] = then.plain[shift:]
+
+        def before(base: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+            """Plain ground between the walker and a thing, which fixes the camera's motion."""
+            br, bc = np.nonzero(
+                plain & was_plain & (self._gd >= max(0.3, base - 2.0)) & (self._gd <= base - 0.1)
+            )
+            return self._cell_points(br, bc)
+
         for tr in bands:
             tr.level_t = t_s
             rows, cols = np.divmod(tr.cells, self._nx)
             base, far = float(self._ds[rows].min()), float(self._ds[rows].max())
             x0, x1 = float(self._xs[cols].min()), float(self._xs[cols].max())
-            before = plain & was_plain & (self._gd >= max(0.3, base - 2.0)) & (self._gd <= base - 0.1)
             beyond = (
                 plain
                 & (self._gd > far + c.beyond_gap_m)
@@ -652,7 +699,6 @@ class PathWatcher:
                 & (self._gx >= x0)
                 & (self._gx <= x1)
             )
-            br, bc = np.nonzero(before)
             # ...and the ground beyond, kept `beyond_gap_px` clear of the band in the image: 5-8 m back a
             # quarter metre is 2-3 px, and the blurred edge of a white line pulled the reading
             yr, yc = np.nonzero(beyond)
@@ -665,13 +711,34 @@ class PathWatcher:
                 now,
                 then,
                 travel,
-                self._cell_points(br, bc),
+                before(base),
                 [self._cell_points(yr, yc), self._cell_points(rows, cols)],
                 body,
                 c.parallax,
             )
             if shares is not None:
                 tr.levels.append((t_s, shares[0], shares[1]))
+        for tr in lifts:
+            tr.level_t = t_s
+            rows, cols = np.divmod(tr.cells, self._nx)
+            base = float(self._ds[rows].min())
+            foot = self._ds[rows] <= base + c.base_band_m
+            shares = level_shares(
+                now, then, travel, before(base), [self._cell_points(rows[foot], cols[foot])], body, c.parallax
+            )
+            if shares is not None and math.isfinite(shares[0]):
+                tr.lifts.append((t_s, shares[0]))
+
+    def _lift(self, tr: Track, t_s: float) -> float:
+        """How far a track's footprint is raised, as a share (h / (H - h), 0 on the ground): the median of its
+        readings of the last `raised_window_s` if they say raised, else 0."""
+        c = self.config
+        got = [v for t, v in tr.lifts if t_s - t <= c.raised_window_s]
+        if not c.raised_fix or len(got) < c.raised_readings:
+            return 0.0
+        mid = float(np.median(got))
+        spread = float(np.median(np.abs(np.array(got) - mid)))
+        return mid if mid >= c.raised_share and spread <= c.raised_spread else 0.0
 
     def _cell_points(
         self, rows: npt.NDArray[np.intp], cols: npt.NDArray[np.intp]
@@ -836,6 +903,18 @@ class PathWatcher:
             tr.closing = fit[2] if fit else 0.0
             x0, x1 = tr.lateral(t_s)
             distance, d_sd, closing, c_sd = fit if fit else (tr.history[-1][1], 0.3, 0.0, 1.0)
+            reach = tr.reach
+            if (lift := self._lift(tr, t_s)) > 0:
+                # a raised footprint lies on the ray from the ground under the camera, 1 / (1 + lift) of the
+                # way; its motion as well
+                fx, fd = ground.camera_foot()
+                k = 1.0 / (1.0 + lift)
+                distance, d_sd, closing, c_sd = fd + (distance - fd) * k, d_sd * k, closing * k, c_sd * k
+                x0, x1, reach = (
+                    fx + (x0 - fx) * k,
+                    fx + (x1 - fx) * k,
+                    (fx + (reach[0] - fx) * k, fx + (reach[1] - fx) * k),
+                )
             unsure = max(distance, 0.0) * unsure_per_m
             inner = c.corridor_half_m - c.corridor_overlap_m + unsure
             # What continues into the walker's occlusion shadow may stand in the corridor unseen: hidden
@@ -845,8 +924,8 @@ class PathWatcher:
             # 30 cm into the path (with the full reach the suite's bollards either side of a clear path raised
             # two cues; walls, benches and cars are seen wider than 30 cm, so nothing else changed).
             reach_m = min(c.hidden_reach_m, x1 - x0)
-            r0 = max(min(x0, tr.reach[0]), x0 - reach_m)
-            r1 = min(max(x1, tr.reach[1]), x1 + reach_m)
+            r0 = max(min(x0, reach[0]), x0 - reach_m)
+            r1 = min(max(x1, reach[1]), x1 + reach_m)
             in_corridor = r1 > -inner and r0 < inner
             # The side as far as it reaches for the corridor test: with the whole hidden wedge, a wall on the
             # right beside it was "centre" (side right on the suite 63% -> 68%; 68% with the seen part
@@ -890,6 +969,7 @@ class PathWatcher:
                     "side": side,
                     "in_corridor": bool(in_corridor),
                     "flat": flat,  # read flat by parallax: not warned (PathConfig.flat_veto)
+                    "raised": round(lift, 2),  # its footprint's height share by parallax, placed with it
                     "box_px": self._box_px(ground, x0, x1, distance) if in_corridor else [],
                 }
             )
