@@ -661,6 +661,7 @@ class PathWatcher:
             tr
             for tr in self._tracks
             if c.raised_fix
+            and speed >= c.moving_mps  # a walker standing still gives no baseline to read height from
             and not (c.flat_veto and tr.kind == "kerb")  # those are read as bands
             and tr.last_t == t_s
             and len(tr.cells)
