@@ -133,8 +133,9 @@ class PathConfig:
     # read by plane parallax at most every `raised_every_s`; where its last `raised_window_s` of readings, at
     # least `raised_readings`, say it is raised (median share at least `raised_share`, median deviation at
     # most `raised_spread`), its footprint is brought towards the camera by 1 / (1 + share): where a point
-    # that high really is. Things standing on the ground read 0 +- 0.05 at their base; a car's bumper 22 cm
-    # up +0.18 (theory +0.19), the bench's seat +0.35 to +0.49 (theory +0.42 to +0.52).
+    # that high really is. Things standing on the ground read -0.02 to +0.05 at their base (a track's median;
+    # a bin beside the path +0.11, single readings scatter by 0.2); a car's bumper 22 cm up +0.18 (theory
+    # +0.19), the bench's seat +0.35 to +0.49 (theory +0.42 to +0.52).
     raised_fix: bool = True
     raised_share: float = 0.15
     raised_spread: float = 0.08
