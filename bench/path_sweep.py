@@ -139,14 +139,12 @@ def stepping(items: Cached, truth: dict[str, Any], fps: float, step_m: float) ->
 
 
 def run_scene(
-    job: tuple[Path, Path, float | None, float, bool],
+    job: tuple[Path, Path, float, float, bool],
 ) -> tuple[str, dict[str, Any], dict[str, Any], float | None]:
-    """(scene, timeline, frame columns, measured / true walker speed) for one scene and setting; a height of
-    None is the scene's own phone's."""
-    scene, cache, height, step_m, flat_veto = job
+    """(scene, timeline, frame columns, measured / true walker speed) for one scene and setting."""
+    scene, cache, camera_height_m, step_m, flat_veto = job
     fps, items, jpegs = pickle.loads((cache / f"{scene.name}.pkl").read_bytes())
     truth = json.loads((scene / "truth.json").read_text())
-    camera_height_m = float(truth["spec"]["camera"]["height_m"]) if height is None else height
     if step_m > 0:
         items = stepping(items, truth, fps, step_m)
     settings = Settings()
@@ -169,6 +167,11 @@ def run_scene(
     true_speed = float(truth["spec"]["walker"]["speed_mps"])
     ratio = statistics.median(speeds) / true_speed if speeds and true_speed > 0 else None
     return scene.name, {"events": events}, cols.as_dict(), ratio
+
+
+def own_height(truth: dict[str, Any]) -> float:
+    """The scene's own phone's height, m."""
+    return float(truth["spec"]["camera"]["height_m"])
 
 
 def height_arg(text: str) -> float | None:
@@ -223,7 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|---|---|---|---|")
         for height in args.heights:
             for gait in args.gaits:
-                jobs = [(s, cache, height, gait, args.flat_veto) for s in scenes]
+                jobs = [
+                    (s, cache, own_height(truths[s.name]) if height is None else height, gait, args.flat_veto)
+                    for s in scenes
+                ]
                 done = list(pool.map(run_scene, jobs))
                 scores = [score_scene(truths[name], tl, cols) for name, tl, cols, _ in done]
                 result = summarise(scores)

@@ -511,12 +511,21 @@ def test_a_wall_seen_on_both_sides_of_the_walker_is_one_wall_across_the_path() -
     assert wall.base_d == pytest.approx(1.7, abs=pw.config.cell_m)
     assert wall.x0 < -1.0 and wall.x1 > 1.0
     assert pw._side(wall.x0, wall.x1) == "centre"
+    # the left end's column next to the shadow holds one cell of its base band: the 95% quantile leaves it
+    # out, and the walk to the right must cross it too
+    edge = np.nonzero(notground[:, :].any(axis=0) & (pw._xs < -0.5))[0].max()
+    thin = notground.copy()
+    thin[:, edge] = False
+    thin[np.nonzero(rows.any(axis=1))[0][0], edge] = True
+    blobs, _ = pw._blobs(thin, hidden, seen)
+    assert len(blobs) == 1, [(b.x0, b.x1) for b in blobs]
+    assert blobs[0].x0 < -1.0 and blobs[0].x1 > 1.0
     # a piece with ground seen between it and the shadow ends there: it is not carried on
     gap = rows & (pw._gx > 0.05) & (pw._gx < 0.2)
     blobs, _ = pw._blobs(notground & ~gap, hidden, seen)
     assert len(blobs) == 2
     right = max(blobs, key=lambda b: b.x0)
-    assert right.reach0 == pytest.approx(right.x0, abs=pw.config.cell_m)
+    assert right.reach0 == right.x0
 
 
 def test_bollards_beside_the_hidden_wedge_are_not_in_the_path(request: pytest.FixtureRequest) -> None:
@@ -613,26 +622,33 @@ def test_the_pole_is_placed_at_its_distance_when_the_ground_is_right(request: py
 def test_a_bench_seat_is_placed_where_it_is_not_on_the_ground_beyond(request: pytest.FixtureRequest) -> None:
     """The top-down warp puts everything on the ground, so a bench's seat 0.45 m up, with its legs unseen,
     was placed about 1.5 times as far from the camera as it is (the suite's bench was warned 1.1 s before
-    contact). Plane parallax reads its footprint as raised and brings it to where it is: within 25% once the
-    readings are in (from 2.5 s), where without them it reads more than 50% far."""
+    contact). Plane parallax reads its footprint as raised and brings it, with its closing speed, to where it
+    is: from 2.5 s on (once the readings are in) its distance is within 20% and its time to contact within
+    25% of the truth (median), in the centre, where without the readings it reads 60% far and 40% late."""
     scene: Rendered = request.getfixturevalue("bench_behind")
     plain = analyse(scene, PipelineConfig(path=PathConfig(raised_fix=False)))
 
-    def errors(runs: list[Analysis]) -> list[float]:
-        out = []
+    def errors(runs: list[Analysis]) -> tuple[list[float], list[float]]:
+        distance, ttc = [], []
         for k, a in enumerate(runs):
             truth = scene.truth.obstacles[k][0]
             if scene.t(k) < 2.5 or not truth.in_corridor:
                 continue
-            found = [o["distance_m"] for o in a.path.get("obstacles", []) if o["in_corridor"]]
-            if found:
-                out.append(min(found, key=lambda d: abs(d - truth.distance_m)) / truth.distance_m - 1)
-        return out
+            found = [o for o in a.path.get("obstacles", []) if o["in_corridor"]]
+            if not found:
+                continue
+            ob = min(found, key=lambda o: abs(o["distance_m"] - truth.distance_m))
+            assert ob["side"] == "centre", (scene.t(k), ob)
+            distance.append(ob["distance_m"] / truth.distance_m - 1)
+            if ob["ttc_s"] is not None and truth.ttc_s:
+                ttc.append(ob["ttc_s"] / truth.ttc_s)
+        return distance, ttc
 
-    fixed, before = errors(run_of("bench_behind", request)), errors(plain)
-    assert len(fixed) >= 25 and len(before) >= 25, (len(fixed), len(before))
-    assert float(np.median(before)) > 0.5, f"the seat read {np.median(before):+.0%} without the fix"
-    assert abs(float(np.median(fixed))) <= 0.25, [round(e, 2) for e in fixed]
+    (distance, ttc), (before, ttc_before) = errors(run_of("bench_behind", request)), errors(plain)
+    assert len(distance) >= 25 and len(before) >= 25 and len(ttc) >= 20, (len(distance), len(ttc))
+    assert float(np.median(before)) > 0.6 and float(np.median(ttc_before)) > 1.4, (before, ttc_before)
+    assert abs(float(np.median(distance))) <= 0.2, [round(e, 2) for e in distance]
+    assert 0.8 <= float(np.median(ttc)) <= 1.25, [round(r, 2) for r in ttc]
 
 
 def test_time_to_contact_follows_the_truth_into_the_last_second(request: pytest.FixtureRequest) -> None:

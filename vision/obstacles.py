@@ -142,12 +142,14 @@ class PathConfig:
     raised_readings: int = 3
     raised_window_s: float = 1.0
     raised_every_s: float = 0.2
+    raised_per_frame: int = 1
     raised_beside_m: float = 0.6  # read what stands this near the corridor or in it...
     raised_within_m: float = 3.5  # ...and this near the heels: further back the plane's own error grows (a
     # pitch a degree off reads a kerb down's edge 5 m back as +0.14), and there is time to read it nearer
     raised_closing: tuple[float, float] = (0.7, 1.7)  # ...and closes at this share of the walker's speed: a
     # thing standing still closes at 1 + share of it (the walker's speed, as its footprint is placed further),
-    # and a moving thing's own motion would read as height
+    # and a moving thing's own motion would read as height. Readings end at +0.5 (ParallaxConfig.share_range):
+    # anything higher than a third of the camera's height (a table top) is brought only part of the way.
     parallax: ParallaxConfig = field(default_factory=ParallaxConfig)
 
 
@@ -214,6 +216,18 @@ class Track:
     def lateral(self, now: float) -> tuple[float, float]:
         pts = self.window(now, 0.5) or list(self.history)[-1:]
         return float(np.median([p[2] for p in pts])), float(np.median([p[3] for p in pts]))
+
+
+def _towards(v: float, at: float, k: float) -> float:
+    """A coordinate brought `k` of the way from `at`: a raised point's footprint, towards the camera's."""
+    return at + (v - at) * k
+
+
+def _median_spread(values: list[float]) -> tuple[float, float]:
+    """The median of some readings and their median deviation from it."""
+    a = np.asarray(values, float)
+    mid = float(np.median(a))
+    return mid, float(np.median(np.abs(a - mid)))
 
 
 def _shape_kind(width_m: float, depth_m: float, seen_width_m: float = math.inf) -> str:
@@ -669,9 +683,12 @@ class PathWatcher:
             and t_s - tr.level_t >= c.raised_every_s - 1e-6
             and c.raised_closing[0] <= tr.closing / speed <= c.raised_closing[1]
             and tr.history[-1][1] <= c.raised_within_m
-            and tr.lateral(t_s)[1] > -near
-            and tr.lateral(t_s)[0] < near
+            and (x := tr.lateral(t_s))[1] > -near
+            and x[0] < near
         ]
+        # One footprint a frame, the longest unread first: a reading costs about 30 ms, and each fits the
+        # camera's motion afresh
+        lifts = sorted(lifts, key=lambda tr: tr.level_t)[: c.raised_per_frame]
         then = self._level_frames.earlier(t_s, speed) if bands or lifts else None
         if then is None or then.gray.shape != now.gray.shape:
             return
@@ -723,7 +740,7 @@ class PathWatcher:
         for tr in lifts:
             tr.level_t = t_s
             rows, cols = np.divmod(tr.cells, self._nx)
-            base = float(self._ds[rows].min())
+            base = tr.history[-1][1]  # the blob's: its nearest row of two cells or more
             foot = self._ds[rows] <= base + c.base_band_m
             shares = level_shares(
                 now, then, travel, before(base), [self._cell_points(rows[foot], cols[foot])], body, c.parallax
@@ -738,8 +755,7 @@ class PathWatcher:
         got = [v for t, v in tr.lifts if t_s - t <= c.raised_window_s]
         if not c.raised_fix or len(got) < c.raised_readings:
             return 0.0
-        mid = float(np.median(got))
-        spread = float(np.median(np.abs(np.array(got) - mid)))
+        mid, spread = _median_spread(got)
         return mid if mid >= c.raised_share and spread <= c.raised_spread else 0.0
 
     def _cell_points(
@@ -761,9 +777,7 @@ class PathWatcher:
         ]
         if not got:
             return None
-        beyond = np.array([b for b, _ in got])
-        mid = float(np.median(beyond))
-        spread = float(np.median(np.abs(beyond - mid)))
+        mid, spread = _median_spread([b for b, _ in got])
         return mid, float(np.median([n for _, n in got])), spread, len(got)
 
     def _flat(self, tr: Track, t_s: float) -> bool:
@@ -899,24 +913,25 @@ class PathWatcher:
         for tr in self._tracks:
             if tr.last_t != t_s and t_s - tr.last_t > 0.3:
                 continue
-            fit = tr.fit(t_s, c.track_window_s)
-            if fit is not None:
-                fit = (fit[0], fit[1], *self._closing(fit[2], fit[3]))
-            tr.closing = fit[2] if fit else 0.0
+            raw = tr.fit(t_s, c.track_window_s)
+            tr.closing = self._closing(raw[2], raw[3])[0] if raw else 0.0  # as placed: the next frame's
             x0, x1 = tr.lateral(t_s)
-            distance, d_sd, closing, c_sd = fit if fit else (tr.history[-1][1], 0.3, 0.0, 1.0)
-            reach = tr.reach
+            reach, last_d = tr.reach, tr.history[-1][1]
             if (lift := self._lift(tr, t_s)) > 0:
-                # a raised footprint lies on the ray from the ground under the camera, 1 / (1 + lift) of the
-                # way; its motion as well
+                # A raised footprint lies on the ray from the ground under the camera, 1 / (1 + lift) of the
+                # way, and so does its motion. Before the prior on its own speed: placed on the ground, a
+                # thing standing still closes at (1 + lift) times the walker's speed, not at it.
                 fx, fd = ground.camera_foot()
                 k = 1.0 / (1.0 + lift)
-                distance, d_sd, closing, c_sd = fd + (distance - fd) * k, d_sd * k, closing * k, c_sd * k
-                x0, x1, reach = (
-                    fx + (x0 - fx) * k,
-                    fx + (x1 - fx) * k,
-                    (fx + (reach[0] - fx) * k, fx + (reach[1] - fx) * k),
+                x0, x1 = _towards(x0, fx, k), _towards(x1, fx, k)
+                reach, last_d = (
+                    (_towards(reach[0], fx, k), _towards(reach[1], fx, k)),
+                    _towards(last_d, fd, k),
                 )
+                if raw is not None:
+                    raw = (_towards(raw[0], fd, k), raw[1] * k, raw[2] * k, raw[3] * k)
+            fit = None if raw is None else (raw[0], raw[1], *self._closing(raw[2], raw[3]))
+            distance, d_sd, closing, c_sd = fit if fit else (last_d, 0.3, 0.0, 1.0)
             unsure = max(distance, 0.0) * unsure_per_m
             inner = c.corridor_half_m - c.corridor_overlap_m + unsure
             # What continues into the walker's occlusion shadow may stand in the corridor unseen: hidden
