@@ -106,9 +106,14 @@ class Ground:
 
     def camera_foot(self) -> tuple[float, float]:
         """Walker-frame (x, d) of the ground point under the camera."""
+        x, d = self.level_to_walker(np.zeros(1), np.zeros(1))
+        return float(x[0]), float(d[0])
+
+    def level_to_walker(self, X: npt.ArrayLike, Z: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], ...]:
+        """Walker-frame (x, d) of camera-level points (X right, Z forward): `walker_to_level` undone."""
         ax, ad = self._axes()
-        hx, hz = self.heel_cam
-        return -(hx * ax[0] + hz * ax[1]), -(hx * ad[0] + hz * ad[1])
+        dx, dz = np.asarray(X, float) - self.heel_cam[0], np.asarray(Z, float) - self.heel_cam[1]
+        return dx * ax[0] + dz * ax[1], dx * ad[0] + dz * ad[1]
 
     def walker_to_level(self, x: npt.ArrayLike, d: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], ...]:
         ax, ad = self._axes()
@@ -142,10 +147,7 @@ class Ground:
         fwd = cp - ry * sp
         with np.errstate(divide="ignore", invalid="ignore"):
             s = np.where(up < -1e-3, self.height_m / -up, np.nan)
-        X, Z = rx * s, fwd * s
-        ax, ad = self._axes()
-        dx, dz = X - self.heel_cam[0], Z - self.heel_cam[1]
-        return dx * ax[0] + dz * ax[1], dx * ad[0] + dz * ad[1]
+        return self.level_to_walker(rx * s, fwd * s)
 
     def homography(self, xs: tuple[float, float], ds: tuple[float, float]) -> npt.NDArray[np.float64]:
         """3x3 matrix taking walker-frame ground points (x, d, 1) to image pixels, exact for the plane."""

@@ -662,24 +662,18 @@ class PathWatcher:
         if not self.speed_mps or self.motion_unknown:
             return
         speed = self.speed_mps
+        seen_now = [tr for tr in self._tracks if tr.last_t == t_s and len(tr.cells)]
         bands = [
             tr
-            for tr in self._tracks
-            if c.flat_veto
-            and tr.kind == "kerb"
-            and tr.last_t == t_s
-            and len(tr.cells)
-            and t_s - tr.level_t >= c.level_every_s - 1e-6
+            for tr in seen_now
+            if c.flat_veto and tr.kind == "kerb" and t_s - tr.level_t >= c.level_every_s - 1e-6
         ]
         near = c.corridor_half_m + c.raised_beside_m
         lifts = [
             tr
-            for tr in self._tracks
-            if c.raised_fix
-            and speed >= c.moving_mps  # a walker standing still gives no baseline to read height from
-            and not (c.flat_veto and tr.kind == "kerb")  # those are read as bands
-            and tr.last_t == t_s
-            and len(tr.cells)
+            # a walker standing still gives no baseline to read height from
+            for tr in (seen_now if c.raised_fix and speed >= c.moving_mps else [])
+            if not (c.flat_veto and tr.kind == "kerb")  # those are read as bands
             and t_s - tr.level_t >= c.raised_every_s - 1e-6
             and c.raised_closing[0] <= tr.closing / speed <= c.raised_closing[1]
             and tr.history[-1][1] <= c.raised_within_m
@@ -914,7 +908,8 @@ class PathWatcher:
             if tr.last_t != t_s and t_s - tr.last_t > 0.3:
                 continue
             raw = tr.fit(t_s, c.track_window_s)
-            tr.closing = self._closing(raw[2], raw[3])[0] if raw else 0.0  # as placed: the next frame's
+            fit = None if raw is None else (raw[0], raw[1], *self._closing(raw[2], raw[3]))
+            tr.closing = fit[2] if fit else 0.0  # as placed: the next frame's prediction uses it
             x0, x1 = tr.lateral(t_s)
             reach, last_d = tr.reach, tr.history[-1][1]
             if (lift := self._lift(tr, t_s)) > 0:
@@ -929,8 +924,7 @@ class PathWatcher:
                     _towards(last_d, fd, k),
                 )
                 if raw is not None:
-                    raw = (_towards(raw[0], fd, k), raw[1] * k, raw[2] * k, raw[3] * k)
-            fit = None if raw is None else (raw[0], raw[1], *self._closing(raw[2], raw[3]))
+                    fit = (_towards(raw[0], fd, k), raw[1] * k, *self._closing(raw[2] * k, raw[3] * k))
             distance, d_sd, closing, c_sd = fit if fit else (last_d, 0.3, 0.0, 1.0)
             unsure = max(distance, 0.0) * unsure_per_m
             inner = c.corridor_half_m - c.corridor_overlap_m + unsure
