@@ -47,8 +47,7 @@ class FrameEnvelope:
     jpeg: bytes
     seq: int | None = None
     capture_ms: float | None = None  # the phone's clock; only the phone compares it
-    pitch_deg: float | None = None
-    roll_deg: float | None = None
+    pitch_deg: float | None = None  # the camera's elevation from the phone's tilt sensor, up positive
 
 
 def _num(header: dict[str, Any], key: str) -> float | None:
@@ -58,6 +57,13 @@ def _num(header: dict[str, Any], key: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ProtocolError("bad_frame_header", f"{key} must be a number")
     return float(value)
+
+
+def _elevation(header: dict[str, Any]) -> float | None:
+    pitch = _num(header, "pitch")
+    if pitch is not None and not -90.0 <= pitch <= 90.0:  # NaN fails too (JSON allows it)
+        raise ProtocolError("bad_frame_header", "pitch must be the camera's elevation, -90 to 90 degrees")
+    return pitch
 
 
 def parse_frame(data: bytes) -> FrameEnvelope:
@@ -82,8 +88,7 @@ def parse_frame(data: bytes) -> FrameEnvelope:
         jpeg=data[6 + n :],
         seq=seq,
         capture_ms=_num(header, "t"),
-        pitch_deg=_num(header, "pitch"),
-        roll_deg=_num(header, "roll"),
+        pitch_deg=_elevation(header),
     )
 
 
@@ -229,6 +234,8 @@ def path_payload(path: dict[str, Any]) -> dict[str, Any] | None:
         "coach_id": coach_id if isinstance(coach_id, str) and coach_id else None,
         "walker_speed_mps": _r2(path.get("walker_speed_mps")),
         "motion_known": path["motion_known"] if isinstance(path.get("motion_known"), bool) else None,
+        "camera_height_m": _r2(path.get("camera_height_m")),
+        "camera_height_measured": path.get("camera_height_measured") is True,
         "corridor_px": points if len(points) >= 3 else None,
         "obstacles": sent,
     }

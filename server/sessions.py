@@ -300,7 +300,9 @@ class Session:
                         ),
                     )
                 ts = int(item.received_ms - self.created_ms)
-                analysis = await loop.run_in_executor(self.executor, self.pipeline.process_jpeg, env.jpeg, ts)
+                analysis = await loop.run_in_executor(
+                    self.executor, self.pipeline.process_jpeg, env.jpeg, ts, env.pitch_deg
+                )
             except FrameDecodeError as exc:
                 self.stats.bad_frames += 1
                 if self.camera is not None:

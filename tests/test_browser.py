@@ -385,14 +385,18 @@ def scripted_path(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """What the pipeline says about the path, set by the test as it goes: every analysed frame carries
     `script["path"]` and, while the walker is in view, `script["hazards"]`.
 
-    Injected: until the obstacle pipeline fills `Analysis.path` from real frames, no clip yields a path.
-    Everything else is real: the fake camera streams a real clip from the page, MediaPipe finds the
-    walker, and the server builds the status and cue messages the pages draw and speak."""
-    script: dict[str, Any] = {"path": {}, "hazards": ()}
+    Injected so that each state the page must show comes when the test wants it (the real path view of a
+    clip is tested in tests/test_obstacles.py). Everything else is real: the fake camera streams a real
+    clip from the page, MediaPipe finds the walker, and the server builds the status and cue messages the
+    pages draw and speak. `script["pitches"]` collects the tilt reading that came with each frame."""
+    script: dict[str, Any] = {"path": {}, "hazards": (), "pitches": []}
     real = Pipeline.process_jpeg
 
-    def process_jpeg(self: Pipeline, data: bytes, timestamp_ms: int) -> Analysis:
-        a = real(self, data, timestamp_ms)
+    def process_jpeg(
+        self: Pipeline, data: bytes, timestamp_ms: int, pitch_deg: float | None = None
+    ) -> Analysis:
+        script["pitches"].append(pitch_deg)  # the phone's tilt as the server passed it on
+        a = real(self, data, timestamp_ms, pitch_deg)
         own = tuple(h for h in a.hazards if not from_path(h))  # the script replaces the real path view
         hazards = (*own, *script["hazards"]) if a.walker is not None else own
         return dataclasses.replace(a, path=script["path"], hazards=hazards)
@@ -519,6 +523,57 @@ def test_camera_page_shows_the_path_and_coaches_the_partner(
                 e for e in walker.evaluate("window.rearguard.player.played") if e["kind"] == "path_hidden"
             ]
             assert len(spoken) == 1
+            browser.close()
+    finally:
+        srv.stop()
+
+
+TILT = """([beta, gamma]) => {
+  clearInterval(window.__tilt);
+  if (beta !== null) window.__tilt = setInterval(() => window.dispatchEvent(
+    new DeviceOrientationEvent("deviceorientation", { alpha: 0, beta, gamma })), 50);
+}"""
+
+
+def test_camera_page_sends_the_phones_tilt_as_the_cameras_elevation(
+    person_in_view: Path, scripted_path: dict[str, Any]
+) -> None:
+    """The page turns DeviceOrientation's angles into the camera's elevation, portrait or landscape, and
+    stops sending it when the phone stops reporting; the server hands each frame's reading to the
+    pipeline (which measures the camera's height from it, tests/test_ground.py)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (scripts/install.sh --test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    pitches = scripted_path["pitches"]
+
+    def readings_after(action: Any, n: int = 5) -> list[float | None]:
+        action()
+        time.sleep(0.7)  # older readings are out of the slot, newer frames carry the new one
+        start = len(pitches)
+        deadline = time.monotonic() + 10
+        while len(pitches) < start + n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return pitches[start : start + n]
+
+    srv = start_server()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True,
+                args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={person_in_view}"],
+            )  # fmt: skip
+            camera = browser.new_page()
+            camera.goto(srv.create_session()["camera_url"])
+            camera.click("#start")
+            camera.wait_for_function("document.getElementById('figures').textContent.includes('fps')")
+            assert set(readings_after(lambda: None)) == {None}  # a phone without the sensor: nothing sent
+            # held upright in portrait, tilted 20 deg down (the screen's top leans back)
+            assert readings_after(lambda: camera.evaluate(TILT, [70, 0])) == [-20.0] * 5
+            # in landscape (gamma near 90) and tilted 10 deg up
+            assert readings_after(lambda: camera.evaluate(TILT, [180, 80])) == [10.0] * 5
+            # the phone stops reporting: after half a second the page sends nothing, not the last angle
+            assert set(readings_after(lambda: camera.evaluate(TILT, [None, None]))) == {None}
             browser.close()
     finally:
         srv.stop()

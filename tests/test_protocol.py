@@ -14,13 +14,7 @@ def test_bare_jpeg_is_a_frame() -> None:
 
 def test_envelope_round_trip() -> None:
     env = parse_frame(pack_frame(b"\xff\xd8x\xff\xd9", seq=7, t=12.5, pitch=-10, roll=2.0))
-    assert (env.jpeg, env.seq, env.capture_ms, env.pitch_deg, env.roll_deg) == (
-        b"\xff\xd8x\xff\xd9",
-        7,
-        12.5,
-        -10.0,
-        2.0,
-    )
+    assert (env.jpeg, env.seq, env.capture_ms, env.pitch_deg) == (b"\xff\xd8x\xff\xd9", 7, 12.5, -10.0)
 
 
 @pytest.mark.parametrize(
@@ -33,6 +27,8 @@ def test_envelope_round_trip() -> None:
         pack_frame(b"", seq="one"),
         pack_frame(b"", t="now"),
         pack_frame(b"", seq=True),
+        pack_frame(b"", pitch=95.0),  # not an elevation
+        pack_frame(b"", pitch=float("nan")),
     ],
 )
 def test_bad_envelopes_are_refused(data: bytes) -> None:

@@ -422,6 +422,8 @@ PATH = {
     "motion_known": True,
     "heading_deg": 3.2,
     "distance_m": 2.4,
+    "camera_height_m": np.float64(1.3249),
+    "camera_height_measured": True,
     "corridor_px": [[150.4, 500.6], [210.0, 500.0], [205.2, 300.0], [160.0, 300.0]],
     "obstacles": [
         {
@@ -445,6 +447,8 @@ PATH_SENT = {
     "coach_id": "coach_left",
     "walker_speed_mps": 0.62,
     "motion_known": True,
+    "camera_height_m": 1.32,
+    "camera_height_measured": True,
     "corridor_px": [[150, 501], [210, 500], [205, 300], [160, 300]],
     "obstacles": [
         {
@@ -486,6 +490,8 @@ HIDDEN = Hazard(kind="path_hidden", tier="advisory", text="I cannot see behind y
                 "coach_id": None,
                 "walker_speed_mps": None,
                 "motion_known": None,
+                "camera_height_m": None,
+                "camera_height_measured": False,
                 "corridor_px": None,
                 "obstacles": [],
             },
@@ -506,12 +512,14 @@ def test_path_payload_drops_malformed_obstacles_and_bounds_the_message() -> None
 @pytest.fixture
 def path_seen(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every partner frame's Analysis carries PATH and, while the walker is in view, the path_hidden notice.
-    Injected until the obstacle pipeline fills `Analysis.path` itself: what is under test here is how the
-    server carries it (status, state, cues), on real frames through real MediaPipe and real sockets."""
+    Injected so that the path view is known exactly: what is under test here is how the server carries it
+    (status, state, cues), on real frames through real MediaPipe and real sockets."""
     real = Pipeline.process_jpeg
 
-    def process_jpeg(self: Pipeline, data: bytes, timestamp_ms: int) -> Analysis:
-        a = real(self, data, timestamp_ms)
+    def process_jpeg(
+        self: Pipeline, data: bytes, timestamp_ms: int, pitch_deg: float | None = None
+    ) -> Analysis:
+        a = real(self, data, timestamp_ms, pitch_deg)
         own = tuple(h for h in a.hazards if not from_path(h))  # PATH replaces the real path view
         hazards = (*own, HIDDEN) if a.walker is not None else own
         return dataclasses.replace(a, path=PATH, hazards=hazards)

@@ -74,6 +74,8 @@ class GroundConfig:
     walker_height_m: float = 1.70  # prior: adult stature
     distance_window: int = 15  # frames (a second at the path stage's rate) whose median is the distance:
     # the toe row jumps a step's length each step, the pair's distance changes slowly
+    height_window: int = 45  # frames whose median is the camera's height when the phone's pitch is known:
+    # each frame's solution carries the toe row's jump and the sensor's noise, the hand's height drifts slowly
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,7 @@ class GroundTracker:
         self._tall_aspect = 0.0
         self._long_thigh = 0.0
         self._distances: deque[float] = deque(maxlen=self.config.distance_window)
+        self._heights: deque[float] = deque(maxlen=self.config.height_window)
 
     def update(
         self, pose: Pose, frame_wh: tuple[int, int], phone_pitch_deg: float | None = None
@@ -234,16 +237,6 @@ class GroundTracker:
         eye_h = EYE_HEIGHT_RATIO * c.walker_height_m - toe_h
         a = math.atan((contact_v - cy) / f)
         b = math.atan((eye_v - cy) / f)
-        height = c.camera_height_m
-        if phone_pitch_deg is not None and -60 < phone_pitch_deg < 30:
-            theta = -math.radians(phone_pitch_deg)
-            denom = math.tan(theta + a) - math.tan(theta + b)
-            if denom > 1e-3:
-                dist = eye_h / denom
-                height = toe_h + dist * math.tan(theta + a)
-            if not 0.5 < height < 2.5:  # the sensor disagrees with the body; trust the body
-                height = c.camera_height_m
-        _, dist = solve_pitch_distance(f, cy, contact_v, eye_v, eye_h, height - toe_h)
         # The body is a ruler only while it stands tall: a crouch, a squat or a bow shortens it. Its
         # height against its shoulder width (which a crouch keeps) and its thighs' length say whether it
         # does; while it does not, the distance is held (the pair moves together, so it changes slowly
@@ -252,6 +245,10 @@ class GroundTracker:
         hip_v = float(pose.xy[L_HIP, 1] + pose.xy[R_HIP, 1]) / 2.0 * frame_wh[1]
         bent = hips_seen and self._thighs_bent(pose, frame_wh, eye_v, hip_v)
         upright = self._upright(pose, frame_wh, contact_v - eye_v) and not bent
+        if upright and phone_pitch_deg is not None:
+            self._add_height(phone_pitch_deg, a, b, eye_h, toe_h)
+        height = float(np.median(self._heights)) if self._heights else c.camera_height_m
+        _, dist = solve_pitch_distance(f, cy, contact_v, eye_v, eye_h, height - toe_h)
         if upright or not self._distances:
             self._distances.append(dist)
         distance = float(np.median(self._distances))
@@ -283,6 +280,21 @@ class GroundTracker:
             frame_wh=frame_wh,
             heading_measured=self.heading_measured,
         )
+
+    def _add_height(self, phone_pitch_deg: float, a: float, b: float, eye_h: float, toe_h: float) -> None:
+        """The camera's height this frame from the phone's pitch (its camera's elevation, degrees, up
+        positive) and the angles below the optical axis of the toes (`a`) and eyes (`b`), rad: the eyes
+        are `eye_h` above the toes, so the pitch fixes the distance and with it the height. Kept for the
+        median; a reading the body cannot agree with (the phone held flat, a pose gone wrong) is not."""
+        if not -60 < phone_pitch_deg < 30:
+            return
+        theta = -math.radians(phone_pitch_deg)
+        denom = math.tan(theta + a) - math.tan(theta + b)
+        if denom <= 1e-3:
+            return
+        height = toe_h + eye_h / denom * math.tan(theta + a)
+        if 0.5 < height < 2.5:
+            self._heights.append(height)
 
     def _upright(self, pose: Pose, frame_wh: tuple[int, int], eye_to_toe_px: float) -> bool:
         sw = abs(float(pose.xy[L_SHOULDER, 0] - pose.xy[R_SHOULDER, 0])) * frame_wh[0]
@@ -326,9 +338,14 @@ class GroundTracker:
         """The walking direction comes from the ground's flow, not the line of sight to the walker."""
         return len(self._headings) >= 5
 
+    @property
+    def height_measured(self) -> bool:
+        """The camera's height comes from the phone's tilt, not the prior."""
+        return bool(self._heights)
+
     def reset(self) -> None:
         """The walker was lost: whoever comes back may stand elsewhere, be someone else, walk another way."""
-        self._distances.clear()
+        self._distances.clear()  # the camera's heights are kept: the partner's hand is where it was
         self._tall_aspect = self._long_thigh = 0.0
         self._headings.clear()
         self.heading = 0.0

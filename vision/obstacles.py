@@ -385,6 +385,8 @@ class PathWatcher:
             "motion_known": not self.motion_unknown,
             "heading_deg": round(math.degrees(self.ground.heading), 1),
             "distance_m": round(ground.distance_m, 2),
+            "camera_height_m": round(ground.height_m, 2),
+            "camera_height_measured": self.ground.height_measured,
             "facing_camera": self._facing_camera(),
             "corridor_px": corridor,
             "obstacles": obstacles,

@@ -117,21 +117,26 @@ class Pipeline:
             else None
         )
 
-    def process_jpeg(self, data: bytes, timestamp_ms: int) -> Analysis:
+    def process_jpeg(self, data: bytes, timestamp_ms: int, pitch_deg: float | None = None) -> Analysis:
         t0 = time.perf_counter()
         bgr = decode_jpeg(data, self.config.max_frame_pixels)
         decode_ms = (time.perf_counter() - t0) * 1000
-        analysis = self.process(bgr, timestamp_ms)
+        analysis = self.process(bgr, timestamp_ms, pitch_deg)
         analysis.timings_ms["decode"] = decode_ms
         return analysis
 
-    def process(self, bgr: npt.NDArray[np.uint8], timestamp_ms: int) -> Analysis:
+    def process(
+        self, bgr: npt.NDArray[np.uint8], timestamp_ms: int, pitch_deg: float | None = None
+    ) -> Analysis:
+        """One frame. `pitch_deg`: the elevation of the phone's camera when the frame was taken, from its
+        gravity sensor (degrees, up positive; None when the phone does not say): partner mode then
+        measures the camera's height instead of assuming it."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("pipeline is closed")
-            return self._process(bgr, timestamp_ms)
+            return self._process(bgr, timestamp_ms, pitch_deg)
 
-    def _process(self, bgr: npt.NDArray[np.uint8], timestamp_ms: int) -> Analysis:
+    def _process(self, bgr: npt.NDArray[np.uint8], timestamp_ms: int, pitch_deg: float | None) -> Analysis:
         t0 = time.perf_counter()
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.uint8, copy=False)
         t1 = time.perf_counter()
@@ -163,7 +168,8 @@ class Pipeline:
             hazards = self._hazards(walker, timestamp_ms)
             if self._path is not None:
                 tp = time.perf_counter()
-                found = self._watch_path(bgr, walker, masks[idx] if idx is not None else None, timestamp_ms)
+                mask = masks[idx] if idx is not None else None
+                found = self._watch_path(bgr, walker, mask, timestamp_ms, pitch_deg)
                 if found is not None:
                     hazards += found.hazards
                     path = found.view
@@ -205,6 +211,7 @@ class Pipeline:
         walker: Pose | None,
         mask: npt.NDArray[np.float32] | None,
         timestamp_ms: int,
+        pitch_deg: float | None,
     ) -> PathResult | None:
         """Coverage and obstacles, when the walker (and with them the ground) is known this frame."""
         assert self._path is not None
@@ -216,7 +223,7 @@ class Pipeline:
         last = self._last_path
         if last is not None and timestamp_ms - last[0] < self.config.path_interval_ms:
             return last[1]  # a faster stream: the path is looked at 15 times a second, pose every frame
-        ground = self._path.ground.update(walker, (bgr.shape[1], bgr.shape[0]))
+        ground = self._path.ground.update(walker, (bgr.shape[1], bgr.shape[0]), pitch_deg)
         if ground is None:  # feet or eyes out of view: no ground this frame
             self._last_path = None
             return None

@@ -87,6 +87,8 @@ PATH_KEYS = {
     "motion_known": "bool: False when the ground's flow cannot be measured (the walker's motion is unknown)",
     "heading_deg": "walking direction relative to the camera's line of sight to the walker",
     "distance_m": "camera to the walker's heels, on the ground",
+    "camera_height_m": "the camera above the ground: measured from the phone's tilt, or the prior",
+    "camera_height_measured": "bool: camera_height_m comes from the phone's tilt sensor",
     "facing_camera": "bool: the walker faces the camera (walks backwards); obstacle cues only then",
     "corridor_px": "[[u, v], ...] image polygon of the corridor, heels to 3 m behind",
     "obstacles": "[{id, kind, distance_m, distance_sd_m, closing_mps, ttc_s, side, in_corridor, box_px}]",

@@ -14,6 +14,19 @@ export function coverageLevel(coverage) {
   return "poor";
 }
 
+// The rear camera's elevation in degrees (up positive, -90 straight down) from DeviceOrientation's beta
+// and gamma, in portrait or landscape alike: the camera looks along the device's -z axis, whose upward
+// component is -cos(beta) cos(gamma) with the W3C's Z-X'-Y'' angles (beta 90: the phone upright, looking
+// level). The server measures the camera's height from it. null when the phone gives no angles.
+export function cameraElevationDeg(beta, gamma) {
+  if (beta == null || gamma == null) return null;
+  const rad = Math.PI / 180;
+  const up = -Math.cos(beta * rad) * Math.cos(gamma * rad);
+  return Math.round((Math.asin(Math.max(-1, Math.min(1, up))) / rad) * 100) / 100;
+}
+
+const TILT_STALE_MS = 500;  // an older reading is not sent: the phone stopped reporting
+
 export class CameraFeed {
   constructor(link, { video, overlay, onStats, fps = 15, quality = 0.7 }) {
     this.link = link;
@@ -27,7 +40,7 @@ export class CameraFeed {
     this.busy = false;
     this.skipped = 0;  // frames not sent because the socket had not drained
     this.sentAt = new Map();
-    this.orientation = { pitch: null, roll: null };
+    this.tilt = null;  // { pitch, at }: the camera's elevation and when the phone reported it
     this.running = false;
     this.latencies = [];
     this.hazards = [];  // what is sounding now (alert messages), drawn over the view
@@ -45,7 +58,8 @@ export class CameraFeed {
     await this.video.play();
     stream.getVideoTracks()[0].addEventListener("ended", () => this.onStats({ error: "camera stopped" }));
     window.addEventListener("deviceorientation", (e) => {
-      this.orientation = { pitch: e.beta, roll: e.gamma };
+      const pitch = cameraElevationDeg(e.beta, e.gamma);
+      this.tilt = pitch == null ? null : { pitch, at: performance.now() };
     });
     this.running = true;
     this.loop();
@@ -70,11 +84,12 @@ export class CameraFeed {
     this.busy = true;
     const seq = ++this.seq;
     const t = performance.now();
+    const pitch = this.tilt && t - this.tilt.at < TILT_STALE_MS ? this.tilt.pitch : null;
     this.encode().then(async (blob) => {
       this.busy = false;
       if (!blob || !this.link.open) return;
       const jpeg = new Uint8Array(await blob.arrayBuffer());
-      const header = new TextEncoder().encode(JSON.stringify({ seq, t, ...this.orientation }));
+      const header = new TextEncoder().encode(JSON.stringify(pitch == null ? { seq, t } : { seq, t, pitch }));
       const msg = new Uint8Array(6 + header.length + jpeg.length);
       msg.set(MAGIC, 0);
       new DataView(msg.buffer).setUint16(4, header.length);
