@@ -14,7 +14,8 @@ The goal it checks: the full partner pipeline costs at most 1.35x pose inference
   its own estimator (read from the Pipeline as it is built) but with segmentation masks off, whatever the
   keyword is called: a mask the pipeline asks for is part of its added cost. Timed: `detect(rgb, ts)` on
   the RGB of the decoded JPEG.
-- (b) the full pipeline: a fresh `Pipeline(PipelineConfig())` per round; timed: `process_jpeg(jpeg, ts)`
+- (b) the full pipeline: a fresh `Pipeline(PipelineConfig())` per round; timed: `process_jpeg(jpeg, ts,
+  pitch)` (the phone's tilt from CLIP.sensors.json beside the clip, as a live page sends it; none without)
   end to end (decode, convert, pose, and whatever stages the pipeline has today: ground, obstacles,
   coverage, hazards). Its own `timings_ms` give the stage breakdown.
 - Side by side: every frame runs through (a) and (b), in ABBA order from frame to frame (`--interleave
@@ -57,6 +58,7 @@ import vision.pipeline as pipeline_module  # noqa: E402
 from server.clips import PHONE_JPEG_QUALITY, ClipError, frames, phone_jpeg, probe  # noqa: E402
 from vision.pipeline import Pipeline, PipelineConfig, decode_jpeg  # noqa: E402
 from vision.pose import PoseEstimator  # noqa: E402
+from vision.sensors import SensorLogError, load_pitch, sensors_path_for  # noqa: E402
 
 DEFAULT_REAL_CLIP = ROOT.parent / "shared" / "clips" / "squats_facing_camera.mp4"
 GOAL_RATIO_OF_MEDIANS = 1.35
@@ -99,6 +101,11 @@ class ClipFrames:
     jpegs: tuple[bytes, ...]
     rgbs: tuple[Rgb, ...]
     order: tuple[int, ...]
+    pitch_deg: tuple[float | None, ...] = ()  # the phone's tilt per frame, from CLIP.sensors.json if any
+
+    def pitch(self, i: int) -> float | None:
+        k = self.order[i]
+        return self.pitch_deg[k] if k < len(self.pitch_deg) else None
 
     def timestamp_ms(self, i: int) -> int:
         return round(i * 1000.0 / self.fps)
@@ -110,6 +117,7 @@ class ClipFrames:
             "fps": self.fps,
             "resolution_wh": list(self.resolution_wh),
             "unique_frames": len(self.jpegs),
+            "tilt_log": bool(self.pitch_deg),
         }
 
 
@@ -137,7 +145,12 @@ def load_clip(path: Path, n: int) -> ClipFrames:
         raise SystemExit(f"partner_cost: no frame could be read from {path}")
     rgbs = tuple(cv2.cvtColor(decode_jpeg(j), cv2.COLOR_BGR2RGB).astype(np.uint8, copy=False) for j in jpegs)
     order = forwards_then_backwards(len(jpegs), n)
-    return ClipFrames(clip_label(path), path, info.fps, info.analysis_wh, jpegs, rgbs, order)
+    log = sensors_path_for(path)  # as a live phone sends its tilt with each frame
+    try:
+        pitch = tuple(load_pitch(log)) if log.is_file() else ()
+    except SensorLogError as exc:
+        raise SystemExit(f"partner_cost: {exc}") from exc
+    return ClipFrames(clip_label(path), path, info.fps, info.analysis_wh, jpegs, rgbs, order, pitch)
 
 
 # -- the two estimators' options ---------------------------------------------------------------------------
@@ -232,7 +245,7 @@ def run_round(
     def full(i: int) -> None:
         jpeg, ts = clip.jpegs[clip.order[i]], clip.timestamp_ms(i)
         t0 = time.perf_counter()
-        analysis = pipeline.process_jpeg(jpeg, ts)
+        analysis = pipeline.process_jpeg(jpeg, ts, clip.pitch(i))
         elapsed = (time.perf_counter() - t0) * 1000.0
         full_results.append((elapsed, dict(analysis.timings_ms), analysis.walker is not None))
 

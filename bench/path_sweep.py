@@ -58,6 +58,7 @@ from vision.ground import GroundConfig  # noqa: E402
 from vision.obstacles import PathConfig  # noqa: E402
 from vision.pipeline import Pipeline, decode_jpeg  # noqa: E402
 from vision.scenario import stepping_pose  # noqa: E402
+from vision.sensors import scene_sensor_log  # noqa: E402
 from vision.types import Analysis, Pose  # noqa: E402
 
 Masks = list[tuple[bytes, tuple[int, ...]] | None]
@@ -139,10 +140,10 @@ def stepping(items: Cached, truth: dict[str, Any], fps: float, step_m: float) ->
 
 
 def run_scene(
-    job: tuple[Path, Path, float, float, bool],
+    job: tuple[Path, Path, float, float, bool, bool],
 ) -> tuple[str, dict[str, Any], dict[str, Any], float | None]:
     """(scene, timeline, frame columns, measured / true walker speed) for one scene and setting."""
-    scene, cache, camera_height_m, step_m, flat_veto = job
+    scene, cache, camera_height_m, step_m, flat_veto, sensor = job
     fps, items, jpegs = pickle.loads((cache / f"{scene.name}.pkl").read_bytes())
     truth = json.loads((scene / "truth.json").read_text())
     if step_m > 0:
@@ -161,8 +162,14 @@ def run_scene(
             speeds.append(float(a.path["walker_speed_mps"]))
 
     # The replay's own loop; the cache holds the JPEGs as sent, not decoded frames (no video drawn here).
+    pitch = scene_sensor_log(truth)["pitch_deg"] if sensor else None
     events, cols, _ = run_frames(
-        pipeline, AlertPolicy(settings.alert_config()), ((None, j) for j in jpegs), fps, on_frame=walker_speed
+        pipeline,
+        AlertPolicy(settings.alert_config()),
+        ((None, j) for j in jpegs),
+        fps,
+        on_frame=walker_speed,
+        pitch_deg=pitch,
     )
     true_speed = float(truth["spec"]["walker"]["speed_mps"])
     ratio = statistics.median(speeds) / true_speed if speeds and true_speed > 0 else None
@@ -204,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--flat-veto", action="store_true", help="bands that read flat by parallax are not warned"
     )
+    ap.add_argument(
+        "--sensor", action="store_true", help="with the phone's tilt readings (simulated from the truth)"
+    )
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args(argv)
@@ -227,7 +237,14 @@ def main(argv: list[str] | None = None) -> int:
         for height in args.heights:
             for gait in args.gaits:
                 jobs = [
-                    (s, cache, own_height(truths[s.name]) if height is None else height, gait, args.flat_veto)
+                    (
+                        s,
+                        cache,
+                        own_height(truths[s.name]) if height is None else height,
+                        gait,
+                        args.flat_veto,
+                        args.sensor,
+                    )
                     for s in scenes
                 ]
                 done = list(pool.map(run_scene, jobs))
@@ -239,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                 row = {
                     "camera_height_m": "truth" if height is None else height,
                     "gait_step_m": gait,
+                    "sensor": args.sensor,
+                    "flat_veto": args.flat_veto,
                     "warned_2s": overall["warned_2s"],
                     "false_alarms_per_min": result["false_alarms_per_min"],
                     "side_right": overall["side_accuracy"],

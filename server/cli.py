@@ -149,6 +149,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         mode=args.mode, video=not args.no_video, report=not args.no_report, fps=args.fps,
         labels=Path(args.labels) if args.labels else None, progress=progress and len(clips) == 1,
         calibration=Path(args.calibration) if args.calibration else None,
+        sensors=Path(args.sensors) if args.sensors else None, use_sensors=not args.no_sensors,
     )  # fmt: skip
     if args.realtime:
         from server.live_replay import cmd_realtime
@@ -243,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--calibration", help="treadmill: a calibration.json from an earlier replay (default: learn it)"
     )
+    replay.add_argument(
+        "--sensors", help="partner: the phone's tilt log (default CLIP.sensors.json beside the clip, if any)"
+    )
+    replay.add_argument("--no-sensors", action="store_true", help="ignore any tilt log: image only")
     replay.add_argument("--no-video", action="store_true", help="skip the annotated video")
     replay.add_argument("--no-report", action="store_true", help="skip the HTML report")
     replay.add_argument("--jobs", type=int, help="clips replayed at once (default: one per core)")

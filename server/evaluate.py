@@ -377,13 +377,15 @@ def scene_dirs(specs: list[str]) -> list[Path]:
 Replayed = tuple[str, dict[str, Any] | None, dict[str, Any] | None, str | None]
 
 
-def _replay(job: tuple[Path, Path | None]) -> Replayed:
-    """(scene, timeline, frames, error); with a keep folder, the replay's JSON files are copied into it."""
-    scene, keep = job
+def _replay(job: tuple[Path, Path | None, bool]) -> Replayed:
+    """(scene, timeline, frames, error); with a keep folder, the replay's JSON files are copied into it.
+    With `use_sensors`, the scene's tilt log (clip.sensors.json, when it has one) goes with the frames."""
+    scene, keep, use_sensors = job
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         try:
-            replay_clip(scene / "clip.mp4", out, ReplayOptions(video=False, report=False))
+            opts = ReplayOptions(video=False, report=False, use_sensors=use_sensors)
+            replay_clip(scene / "clip.mp4", out, opts)
         except ClipError as exc:
             return scene.name, None, None, str(exc)
         if keep is not None:
@@ -490,6 +492,11 @@ def main(argv: list[str] | None = None) -> int:
         help="read DIR/SCENE/timeline.json (and frames.json, for coverage) instead of running the pipeline",
     )
     ap.add_argument("--out", help="keep each replay's timeline.json and frames.json in DIR/SCENE/")
+    ap.add_argument(
+        "--no-sensors",
+        action="store_true",
+        help="ignore the scenes' tilt logs (clip.sensors.json): the image alone, as a replayed clip",
+    )
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args(argv)
@@ -517,7 +524,8 @@ def main(argv: list[str] | None = None) -> int:
         # just rendered scenes, say) can die in the child.
         spawn = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(max(1, args.jobs), mp_context=spawn) as pool:
-            for name, timeline, cols, err in pool.map(_replay, [(s, keep) for s in scenes]):
+            jobs = [(s, keep, not args.no_sensors) for s in scenes]
+            for name, timeline, cols, err in pool.map(_replay, jobs):
                 if err is not None or timeline is None:
                     print(f"rearguard evaluate: {name}: {err}", file=sys.stderr)
                     return 2
@@ -527,6 +535,9 @@ def main(argv: list[str] | None = None) -> int:
         for s in scenes
     ]
     result = summarise(scores)
+    # the phone's tilt measures the camera's height; without it, it is a prior (docs/obstacles.md)
+    result["with_tilt_log"] = sum(1 for t in timelines.values() if t.get("sensors"))
+    print(f"Scenes replayed with the phone's tilt log: {result['with_tilt_log']} of {len(scenes)}")
     print_result(result, scores)
     if args.json:
         Path(args.json).write_text(json.dumps(result | {"scores": scores}, indent=1))

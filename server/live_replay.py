@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 
 from server.clips import ClipError, ClipInfo, frames, phone_jpeg, probe
 from server.protocol import pack_frame
-from server.replay import ReplayOptions, match_events, percentile, replay_clip
+from server.replay import ReplayOptions, match_events, percentile, replay_clip, sensor_readings
 
 TAIL_S = 1.0  # wait this long after the last frame for its status and cues
 
@@ -33,7 +33,9 @@ def create_session(server: str) -> dict[str, Any]:
     return data
 
 
-async def stream_clip(info: ClipInfo, server: str) -> dict[str, Any]:
+async def stream_clip(
+    info: ClipInfo, server: str, pitch_deg: list[float | None] | None = None
+) -> dict[str, Any]:
     session = create_session(server)
     ws_base = server.rstrip("/").replace("https://", "wss://").replace("http://", "ws://")
     query = f"?token={session['token']}"
@@ -78,7 +80,9 @@ async def stream_clip(info: ClipInfo, server: str) -> dict[str, Any]:
         for i, frame in enumerate(frames(info)):
             jpeg = phone_jpeg(frame)
             sent_ms[i] = now_ms()
-            await cam.send(pack_frame(jpeg, seq=i, t=sent_ms[i]))
+            pitch = pitch_deg[i] if pitch_deg is not None and i < len(pitch_deg) else None
+            header = {"seq": i, "t": sent_ms[i]} | ({} if pitch is None else {"pitch": pitch})
+            await cam.send(pack_frame(jpeg, **header))
             n = i + 1
             delay = start + n / info.fps - time.monotonic()
             if delay > 0:
@@ -129,7 +133,8 @@ def cmd_realtime(args: argparse.Namespace, clips: list[Path], opts: ReplayOption
         out = Path(args.out) if args.out and len(clips) == 1 else Path(args.out or "replay") / clip.stem
         try:
             info = probe(clip, opts.fps)
-            live = asyncio.run(stream_clip(info, args.server))
+            _, pitch_deg = sensor_readings(clip, info, opts)  # the phone's tilt, as the page sends it
+            live = asyncio.run(stream_clip(info, args.server, pitch_deg))
             row = replay_clip(clip, out, opts, live=live)
         except ClipError as exc:
             print(f"rearguard: {exc}", file=sys.stderr)

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +32,7 @@ from server.soundtrack import mix_cues, to_wav_bytes
 from vision.alerts import NOTICE_KINDS, AlertPolicy, Cue
 from vision.draw import annotate
 from vision.pipeline import Pipeline
+from vision.sensors import SensorLogError, load_pitch, sensors_path_for
 from vision.treadmill import Calibration
 from vision.types import Analysis
 
@@ -48,6 +49,8 @@ class ReplayOptions:
     fps: float | None = None
     labels: Path | None = None
     calibration: Path | None = None  # treadmill: a calibration.json from an earlier replay
+    sensors: Path | None = None  # the phone's tilt log (default: CLIP.sensors.json beside the clip, if any)
+    use_sensors: bool = True  # False: image only, as a phone without the sensor
     progress: bool = False
     settings: Settings = field(default_factory=Settings)
 
@@ -178,10 +181,11 @@ class Frames:
     zone: list[str] = field(default_factory=list)  # treadmill mode only
     coverage: list[float | None] = field(default_factory=list)  # partner mode only
     obstacles: list[int | None] = field(default_factory=list)  # partner mode only: obstacles in view
+    camera_height_m: list[float | None] = field(default_factory=list)  # partner mode only: measured or prior
 
     def as_dict(self) -> dict[str, list[Any]]:
         """The columns; those of the other mode (empty) are left out."""
-        mode_only = ("zone", "coverage", "obstacles")
+        mode_only = ("zone", "coverage", "obstacles", "camera_height_m")
         return {k: v for k, v in self.__dict__.items() if v or k not in mode_only}
 
 
@@ -306,6 +310,7 @@ def run_frames(
     path_log: PathLog | None = None,
     progress: Progress | None = None,
     on_frame: Callable[[Analysis], None] | None = None,
+    pitch_deg: Sequence[float | None] | None = None,
 ) -> tuple[list[dict[str, Any]], Frames, dict[str, Any]]:
     """The loop of `analyse`: each (frame, JPEG as sent) through `pipeline` and `policy`, timestamped from
     its index and `fps`. Returns (events, frame columns, the last frame's mode state); the partner columns
@@ -313,7 +318,8 @@ def run_frames(
 
     Apart from `analyse` so bench/path_sweep.py replays with its own pipeline (cached poses, another
     ground prior) and its cached JPEGs, and so scores the very loop a replay runs. The decoded frame is
-    drawn on only for `sink`: without one it may be None. `on_frame` sees each frame's Analysis."""
+    drawn on only for `sink`: without one it may be None. `on_frame` sees each frame's Analysis. `pitch_deg`:
+    the phone's tilt reading with each frame (a sensor log, vision/sensors.py), or None: none."""
     partner = pipeline.config.mode == "partner"
     mode_state: dict[str, Any] = {}
     events: list[dict[str, Any]] = []
@@ -321,7 +327,8 @@ def run_frames(
     start = time.perf_counter()
     for i, (frame, jpeg) in enumerate(frames):
         ts_ms = round(i * 1000.0 / fps)  # from index and fps: two runs give the same timeline
-        a = pipeline.process_jpeg(jpeg, ts_ms)
+        pitch = pitch_deg[i] if pitch_deg is not None and i < len(pitch_deg) else None
+        a = pipeline.process_jpeg(jpeg, ts_ms, pitch)
         out = policy.update(ts_ms / 1000.0, a.hazards)
         events += [event_of(c) for c in out.cues]
         ttcs = [h.ttc_s for h in a.hazards if h.ttc_s is not None]
@@ -340,6 +347,7 @@ def run_frames(
             obstacles = path.get("obstacles")
             cols.coverage.append(None if (c := _num(path.get("coverage"))) is None else round(c, 3))
             cols.obstacles.append(len(obstacles) if isinstance(obstacles, list) else None)
+            cols.camera_height_m.append(_num(path.get("camera_height_m")))
             if path_log is not None:
                 path_log.add(cols.t[-1], path)
         if on_frame is not None:
@@ -370,9 +378,11 @@ def analyse(
     sink: VideoSink | None,
     calibration: Calibration | None = None,
     path_log: PathLog | None = None,
+    pitch_deg: list[float | None] | None = None,
 ) -> tuple[list[dict[str, Any]], Frames, float, dict[str, Any]]:
     """Every frame through the pipeline and the alert policy: (events, frame columns, wall seconds, the
-    last frame's mode state). In partner mode, `path_log` collects what each frame said about the path."""
+    last frame's mode state). In partner mode, `path_log` collects what each frame said about the path;
+    `pitch_deg` is the phone's tilt reading per frame, as a live session gets it."""
     pipeline = Pipeline(
         opts.settings.pipeline_config("treadmill" if opts.mode == "treadmill" else "partner", calibration)
     )
@@ -381,7 +391,7 @@ def analyse(
     start = time.perf_counter()
     try:
         events, cols, mode_state = run_frames(
-            pipeline, policy, frames_as_sent(info), info.fps, sink, path_log, progress
+            pipeline, policy, frames_as_sent(info), info.fps, sink, path_log, progress, pitch_deg=pitch_deg
         )
     finally:
         progress.close()
@@ -405,6 +415,24 @@ def summarise(events: list[dict[str, Any]], cols: Frames, duration_s: float, wal
         "replay_fps": round(len(cols.t) / wall_s, 2),
         "wall_s": round(wall_s, 2),
     }
+
+
+def sensor_readings(
+    clip: Path, info: ClipInfo, opts: ReplayOptions
+) -> tuple[Path | None, list[float | None] | None]:
+    """(the sensor log used, its per-frame tilt readings): `--sensors FILE`, else CLIP.sensors.json beside
+    the clip if there is one; (None, None) without a log or with `use_sensors` off. A log that is not one,
+    or whose length does not match the clip's frames, is refused: it belongs to another clip."""
+    path = opts.sensors or (sensors_path_for(clip) if sensors_path_for(clip).is_file() else None)
+    if path is None or not opts.use_sensors:
+        return None, None
+    try:
+        readings = load_pitch(path)
+    except SensorLogError as exc:
+        raise ClipError(str(exc)) from exc
+    if info.frame_count > 0 and abs(len(readings) - info.frame_count) > max(2, info.frame_count // 50):
+        raise ClipError(f"{path}: {len(readings)} readings for a clip of {info.frame_count} frames")
+    return path, readings
 
 
 def labels_path_for(clip: Path) -> Path:
@@ -496,13 +524,14 @@ def replay_clip(
     info = probe(clip, opts.fps)
     labels_file = opts.labels or (labels_path_for(clip) if labels_path_for(clip).is_file() else None)
     labels = load_labels(labels_file) if labels_file else None
+    sensors_file, pitch_deg = sensor_readings(clip, info, opts)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     sink: VideoSink | None = None
     try:
         sink = VideoSink(tmp / "video-only.mp4", info.analysis_wh, info.fps) if opts.video else None
         path_log = PathLog() if opts.mode == "partner" else None
-        events, cols, wall_s, mode_state = analyse(info, opts, sink, calibration, path_log)
+        events, cols, wall_s, mode_state = analyse(info, opts, sink, calibration, path_log, pitch_deg)
         duration_s = len(cols.t) / info.fps
         timeline: dict[str, Any] = {
             "clip": clip.name,
@@ -515,6 +544,7 @@ def replay_clip(
             "summary": summarise(events, cols, duration_s, wall_s),
             "analysis_wh": list(info.analysis_wh),
             "source_wh": list(info.source_wh),
+            "sensors": sensors_file.name if sensors_file else None,
         }
         if path_log is not None:
             # What the camera saw of the walker's path (DESIGN.md: the walker's body hides it), and what

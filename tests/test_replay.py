@@ -261,6 +261,39 @@ def test_bad_clips_get_a_clear_message_and_no_output(
     assert not out.exists() and not [p for p in tmp_path.iterdir() if "partial" in p.name]
 
 
+def test_a_tilt_log_beside_the_clip_goes_with_its_frames(tmp_path: Path) -> None:
+    """CLIP.sensors.json is replayed as the camera page sends the phone's tilt: the camera's height is then
+    measured, not the 1.4 m prior; --no-sensors replays the image alone; a log of another clip (another
+    length) or not a log at all is refused with a clear message and no output."""
+    frames = [cv2.resize(f, (360, 640)) for f in read_frames("squats_facing_camera.mp4", limit=8)]
+    clip = write_clip(tmp_path / "walk.mp4", frames, 5)
+    log = tmp_path / "walk.sensors.json"
+    log.write_text(json.dumps({"format": "rearguard-sensors/1", "pitch_deg": [-8.0] * 7 + [None]}))
+    r = rearguard("replay", str(clip), "--out", str(tmp_path / "with"), "--no-video", "--no-report")
+    assert r.returncode == 0, r.stderr
+    assert load(tmp_path / "with")["sensors"] == "walk.sensors.json"
+    heights = [h for h in json.loads((tmp_path / "with" / "frames.json").read_text())["camera_height_m"] if h]
+    assert heights and all(abs(h - 1.4) > 0.05 for h in heights), heights
+    r = rearguard("replay", str(clip), "--out", str(tmp_path / "without"), "--no-video", "--no-sensors")
+    assert r.returncode == 0 and load(tmp_path / "without")["sensors"] is None
+    heights = [
+        h for h in json.loads((tmp_path / "without" / "frames.json").read_text())["camera_height_m"] if h
+    ]
+    assert heights and set(heights) == {1.4}
+    for bad, message in [
+        ({"format": "rearguard-sensors/1", "pitch_deg": [-8.0] * 30}, "30 readings for a clip of 8 frames"),
+        ({"format": "rearguard-sensors/1", "pitch_deg": [-8.0] * 7 + ["up"]}, "reading 7 is 'up'"),
+        ({"pitch_deg": []}, "not a sensor log"),
+    ]:
+        log.write_text(json.dumps(bad))
+        out = tmp_path / "bad"
+        r = rearguard("replay", str(clip), "--out", str(out), "--no-video")
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert not out.exists()
+    r = rearguard("replay", str(clip), "--sensors", str(tmp_path / "none.json"), "--out", str(out))
+    assert r.returncode == 2 and "none.json" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_bad_fps_flag_is_refused(tmp_path: Path) -> None:
     r = rearguard(
         "replay", str(clip_path("corridor_two_walk_backward.mp4")), "--fps", "0", "--out", str(tmp_path / "o")

@@ -3,6 +3,7 @@ walker, spec validation, the suite against the brief, and real renders checked b
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -31,6 +32,7 @@ from vision.scenario import (
     render,
     side_of,
 )
+from vision.sensors import TiltModel, load_pitch, scene_sensor_log
 from vision.types import L_ANKLE, L_HIP, R_ANKLE, R_HIP
 
 SUITE = Path(__file__).resolve().parents[1] / "scenarios"
@@ -367,6 +369,20 @@ def test_render_writes_a_decodable_clip_and_its_truth(tiny_scene: Path) -> None:
     }  # fmt: skip
     assert truth["spec"]["obstacles"][0]["width_m"] == pytest.approx(0.58)
     assert truth["camera"]["intrinsics"]["fx"] == pytest.approx(F, abs=1e-3)
+
+
+def test_render_writes_what_the_phones_tilt_sensor_would_have_said(tiny_scene: Path) -> None:
+    """One reading per frame, near the camera's true elevation: within the model's bias, wobble and four
+    sigmas of noise, plus what the camera turns in the reading's lag; the same scene gives the same log."""
+    truth = json.loads((tiny_scene / "truth.json").read_text())
+    readings = load_pitch(tiny_scene / "clip.sensors.json")
+    true = [fr["camera"]["pitch_deg"] for fr in truth["per_frame"]]
+    assert len(readings) == len(true) == 15
+    m = TiltModel()
+    turn = max(abs(b - a) for a, b in itertools.pairwise(true))  # in a frame (0.1 s; the lag is 0.05 s)
+    limit = m.bias_deg + m.wobble_deg + 4 * m.noise_deg + turn
+    assert all(r is not None and abs(r - t) <= limit for r, t in zip(readings, true, strict=True))
+    assert json.loads((tiny_scene / "clip.sensors.json").read_text()) == scene_sensor_log(truth)
 
 
 def test_the_pasted_walker_is_found_by_mediapipe_pose(tiny_scene: Path) -> None:

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from vision.sensors import scene_sensor_log
 from vision.types import L_TOE, R_TOE, Pose, Side, Tier
 
 logger = logging.getLogger(__name__)
@@ -2252,9 +2253,10 @@ def replaceable(out_dir: Path) -> bool:
 
 
 def render(spec: ScenarioSpec, out_dir: Path, clips_dir: Path | None = None) -> Path:
-    """Write out_dir/clip.mp4 and out_dir/truth.json. Everything is written into a hidden temporary
-    folder beside out_dir and moved into place at the end (replacing an older out_dir), so a failure
-    leaves nothing that looks complete. Returns out_dir."""
+    """Write out_dir/clip.mp4, out_dir/truth.json and out_dir/clip.sensors.json (the phone's tilt,
+    vision/sensors.py). Everything is written into a hidden temporary folder beside out_dir and moved into
+    place at the end (replacing an older out_dir), so a failure leaves nothing that looks complete.
+    Returns out_dir."""
     out_dir = Path(out_dir)
     if not replaceable(out_dir):
         raise ScenarioError(f"{out_dir} exists and is not an earlier scene's output; refusing to replace it")
@@ -2278,6 +2280,9 @@ def render(spec: ScenarioSpec, out_dir: Path, clips_dir: Path | None = None) -> 
         sink = None
         doc = truth_document(spec, truth, frames, "clip.mp4")
         (tmp / "truth.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        # what the phone's tilt sensor would have reported with each frame, as a live page sends it
+        sensors = json.dumps(scene_sensor_log(doc), separators=(",", ":"))
+        (tmp / "clip.sensors.json").write_text(sensors + "\n", encoding="utf-8")
         tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
