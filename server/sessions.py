@@ -175,6 +175,7 @@ class Session:
         self.stats = SessionStats()
         self.policy = AlertPolicy(settings.alert_config())
         self.pipeline: Pipeline | None = None
+        self.walker_height_m: float | None = None  # told by the walker page; the ground's 1.70 m prior else
         self.last_frame_ms: float | None = None
         self.camera_ever_streamed = False
         self.watching = False  # the last state told to walkers
@@ -292,13 +293,7 @@ class Session:
             env = item.envelope
             try:
                 if self.pipeline is None:
-                    self.pipeline = await loop.run_in_executor(
-                        # A solo phone watches a treadmill walker: zones and body state, not obstacles.
-                        self.executor,
-                        lambda: Pipeline(
-                            self.settings.pipeline_config("treadmill" if self.mode == "solo" else "partner")
-                        ),
-                    )
+                    self.pipeline = await loop.run_in_executor(self.executor, self._new_pipeline)
                 ts = int(item.received_ms - self.created_ms)
                 analysis = await loop.run_in_executor(
                     self.executor, self.pipeline.process_jpeg, env.jpeg, ts, env.pitch_deg
@@ -375,6 +370,20 @@ class Session:
                 idle_s = (t - (self.last_frame_ms or self.created_ms)) / 1000
                 if idle_s > self.settings.pipeline_release_s:
                     await self._release_pipeline()
+
+    def _new_pipeline(self) -> Pipeline:
+        # A solo phone watches a treadmill walker: zones and body state, not obstacles.
+        pipeline = Pipeline(self.settings.pipeline_config("treadmill" if self.mode == "solo" else "partner"))
+        if self.walker_height_m is not None:
+            pipeline.set_walker_height(self.walker_height_m)
+        return pipeline
+
+    async def set_walker_height(self, height_m: float) -> None:
+        """The walker's stature, for this session's pipeline now and for one built when the camera returns."""
+        self.walker_height_m = height_m
+        if self.pipeline is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.executor, self.pipeline.set_walker_height, height_m)
 
     async def recalibrate(self) -> None:
         if self.pipeline is not None:

@@ -577,3 +577,46 @@ def test_camera_page_sends_the_phones_tilt_as_the_cameras_elevation(
             browser.close()
     finally:
         srv.stop()
+
+
+def test_walker_page_tells_the_server_the_walkers_height(browser: Any) -> None:
+    """The walker's height (the ground model's ruler) is a setting of the walker page: typed once, kept on
+    the phone, sent to the session at once and again on every connect."""
+    srv = start_server()
+    try:
+        s = srv.create_session()
+        session = srv.server.config.app.state.registry.get(s["session_id"])
+        ctx, walker = recorded_page(browser, s["walker_url"])
+
+        def told(height: float | None) -> bool:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                if session.walker_height_m == height:
+                    return True
+                time.sleep(0.05)
+            return False
+
+        walker.click("#settings summary")
+        walker.fill("#heightcm", "182")
+        walker.dispatch_event("#heightcm", "change")
+        assert told(1.82)
+        stored = json.loads(walker.evaluate("localStorage.getItem('rearguard.settings')"))
+        assert stored["heightCm"] == 182
+        walker.fill("#heightcm", "5")  # not a height: cleared, and not sent
+        walker.dispatch_event("#heightcm", "change")
+        assert walker.input_value("#heightcm") == ""
+        assert json.loads(walker.evaluate("localStorage.getItem('rearguard.settings')"))["heightCm"] is None
+        walker.fill("#heightcm", "176")
+        walker.dispatch_event("#heightcm", "change")
+        assert told(1.76)
+        # a new session on the same phone: the saved height is sent when the page connects
+        s2 = srv.create_session()
+        session = srv.server.config.app.state.registry.get(s2["session_id"])
+        walker.goto(s2["walker_url"])
+        walker.reload()  # only the hash changed: load the page afresh, as opening the link would
+        assert walker.input_value("#heightcm") == "176"
+        walker.click("#start")
+        assert told(1.76)
+        ctx.close()
+    finally:
+        srv.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -654,6 +655,31 @@ def test_a_phones_tilt_with_its_errors_still_measures_the_cameras_height(
     for i, g in tracked:
         assert g.distance_m == pytest.approx(landscape.distance(i), rel=0.10), f"frame {i}"
         assert g.height_m == pytest.approx(1.3, abs=0.12), f"frame {i}"
+
+
+def test_the_walkers_own_height_sets_the_scale(landscape: RenderedPoses) -> None:
+    """The body is the ruler: every distance scales with the stature taken for the walker, and with the
+    phone's tilt so does the camera's height. A 1.75 m walker taken for 1.70 m puts the phone 3 cm low;
+    told their height mid-walk, the tracker starts again from it: the phone's height is right and the
+    distances grow by 1.75 / 1.70."""
+    true_pitch = [float(c["pitch_deg"]) for c in landscape.cameras]
+    tracker = GroundTracker(GroundConfig(walker_height_m=1.70))
+    seen: list[tuple[int, float, float]] = []
+    for i, pose in enumerate(landscape.poses):
+        if pose is None:
+            continue
+        if i == 6:
+            tracker.set_walker_height(1.75)
+        g = tracker.update(pose, landscape.wh, true_pitch[i])
+        if g is not None:
+            seen.append((i, g.distance_m / landscape.distance(i), g.height_m))
+    before = [x for x in seen if x[0] < 6]
+    after = [x for x in seen if x[0] >= 6]
+    assert before and after
+    assert all(h < 1.285 for *_, h in before), before
+    assert all(h == pytest.approx(1.3, abs=0.015) for *_, h in after), after
+    scale = statistics.median(r for _, r, _ in after) / statistics.median(r for _, r, _ in before)
+    assert scale == pytest.approx(1.75 / 1.70, abs=0.01)
 
 
 def test_tracked_ground_lands_the_corridor_where_the_truth_does(portrait: RenderedPoses) -> None:

@@ -336,6 +336,18 @@ def test_sensitivity_setting_and_role_swap(server: LiveServer) -> None:
         assert recv_until(walker, is_type("settings"))["sensitivity"] == "early"
         walker.send(json.dumps({"type": "settings", "sensitivity": "loud"}))
         assert recv_until(walker, is_type("error"))["code"] == "bad_settings"
+        # the walker's height, the ground model's ruler: kept by the session for its pipeline
+        walker.send(json.dumps({"type": "settings", "sensitivity": "normal", "height_m": 1.82}))
+        assert recv_until(walker, is_type("settings"))["height_m"] == 1.82
+        session = server.server.config.app.state.registry.get(s["session_id"])
+        assert session is not None and session.walker_height_m == 1.82
+        for bad in (3.0, "tall", True, None):
+            if bad is None:
+                walker.send('{"type": "settings", "sensitivity": "normal", "height_m": NaN}')
+            else:
+                walker.send(json.dumps({"type": "settings", "sensitivity": "normal", "height_m": bad}))
+            assert recv_until(walker, is_type("error"))["code"] == "bad_settings", bad
+        assert session.walker_height_m == 1.82
         walker.send(json.dumps({"type": "swap"}))
         assert recv_until(walker, is_type("error"))["code"] == "bad_message"  # only the camera swaps
         cam.send(json.dumps({"type": "swap"}))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -337,6 +337,13 @@ class GroundTracker:
     def heading_measured(self) -> bool:
         """The walking direction comes from the ground's flow, not the line of sight to the walker."""
         return len(self._headings) >= 5
+
+    def set_walker_height(self, height_m: float) -> None:
+        """The walker's own stature, told by the walker: the body is the ruler, so every distance (and with
+        the phone's tilt, the camera's height) scales with it. What was solved with the old one restarts."""
+        self.config = replace(self.config, walker_height_m=height_m)
+        self._distances.clear()
+        self._heights.clear()
 
     @property
     def height_measured(self) -> bool:

@@ -7,7 +7,7 @@ export const BLIND_KINDS = new Set(["walker_lost", "camera_lost", "connection_lo
 const VIBRATE = { advisory: [80], urgent: [120, 60, 120], stop: [300, 100, 300, 100, 300] };
 
 // `coachVoice`: the camera page speaks its coaching to the partner (see camera.html).
-export const DEFAULT_SETTINGS = { volume: 1, tones: true, speech: true, vibration: true, voice: "rendered", sensitivity: "normal", coachVoice: true };
+export const DEFAULT_SETTINGS = { volume: 1, tones: true, speech: true, vibration: true, voice: "rendered", sensitivity: "normal", coachVoice: true, heightCm: null };
 
 export function loadSettings() {
   try { return { ...DEFAULT_SETTINGS, ...JSON.parse(localStorage.getItem("rearguard.settings") || "{}") }; }
