@@ -308,6 +308,7 @@ def test_rendered_scenes_through_the_real_pipeline(tmp_path: Path) -> None:
     )
     assert code == 0
     data = json.loads(out.read_text())
+    assert data["with_tilt_log"] == 2  # render wrote each scene's clip.sensors.json, and the replay used it
     scores = {s["name"]: s for s in data["scores"]}
     assert scores["clear"]["control"] is not None and scores["bin"]["hazards"][0]["id"] == "bin"
     for name in ("clear", "bin"):
