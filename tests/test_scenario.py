@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from vision.scenario import (
     parse_spec,
     project,
     render,
+    replaceable,
     side_of,
 )
 from vision.sensors import TiltModel, load_pitch, scene_sensor_log
@@ -383,6 +385,17 @@ def test_render_writes_what_the_phones_tilt_sensor_would_have_said(tiny_scene: P
     limit = m.bias_deg + m.wobble_deg + 4 * m.noise_deg + turn
     assert all(r is not None and abs(r - t) <= limit for r, t in zip(readings, true, strict=True))
     assert json.loads((tiny_scene / "clip.sensors.json").read_text()) == scene_sensor_log(truth)
+
+
+def test_a_rendered_scene_may_be_rendered_again_in_place_and_nothing_else_is_replaced(
+    tiny_scene: Path, tmp_path: Path
+) -> None:
+    again = tmp_path / "again"
+    shutil.copytree(tiny_scene, again)
+    assert sorted(p.name for p in again.iterdir()) == ["clip.mp4", "clip.sensors.json", "truth.json"]
+    assert replaceable(again)  # what render wrote, it may replace
+    (again / "notes.txt").write_text("mine")
+    assert not replaceable(again)
 
 
 def test_the_pasted_walker_is_found_by_mediapipe_pose(tiny_scene: Path) -> None:

@@ -2242,7 +2242,7 @@ def replaceable(out_dir: Path) -> bool:
     names = {p.name for p in out_dir.iterdir()}
     if not names:
         return True
-    if not names <= {"clip.mp4", "truth.json"} or "truth.json" not in names:
+    if not names <= {"clip.mp4", "truth.json", "clip.sensors.json"} or "truth.json" not in names:
         return False
     try:
         return bool(
