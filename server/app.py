@@ -274,7 +274,8 @@ def create_app(
             sensitivity = msg.get("sensitivity")
             if sensitivity not in ("early", "normal", "fewer"):
                 raise ProtocolError("bad_settings", 'sensitivity must be "early", "normal" or "fewer"')
-            height = msg.get("height_m")  # the walker's stature: the body is the ground model's ruler
+            # The walker's stature, the ground model's ruler; null: not told (the prior); left out: unchanged.
+            height = msg.get("height_m")
             if height is not None and (
                 isinstance(height, bool) or not isinstance(height, int | float) or not 1.0 <= height <= 2.3
             ):
@@ -282,9 +283,10 @@ def create_app(
                     "bad_settings", "height_m must be the walker's height in metres, 1.0 to 2.3"
                 )
             session.policy.set_sensitivity(sensitivity)
-            if height is not None:
-                peer.keep(asyncio.create_task(session.set_walker_height(float(height))))
-            peer.send(message("settings", sensitivity=sensitivity, height_m=height))
+            if "height_m" in msg:
+                session.walker_height_m = None if height is None else float(height)
+                peer.keep(asyncio.create_task(session.apply_walker_height()))
+            peer.send(message("settings", sensitivity=sensitivity, height_m=session.walker_height_m))
             return
         if kind == "swap":
             # The pair swaps roles (the brief advises it often): every walker device becomes the

@@ -175,7 +175,7 @@ class Session:
         self.stats = SessionStats()
         self.policy = AlertPolicy(settings.alert_config())
         self.pipeline: Pipeline | None = None
-        self.walker_height_m: float | None = None  # told by the walker page; the ground's 1.70 m prior else
+        self.walker_height_m: float | None = None  # told by the walker page; None: the ground's 1.70 m prior
         self.last_frame_ms: float | None = None
         self.camera_ever_streamed = False
         self.watching = False  # the last state told to walkers
@@ -294,6 +294,7 @@ class Session:
             try:
                 if self.pipeline is None:
                     self.pipeline = await loop.run_in_executor(self.executor, self._new_pipeline)
+                    await self.apply_walker_height()  # told while the pipeline was being built
                 ts = int(item.received_ms - self.created_ms)
                 analysis = await loop.run_in_executor(
                     self.executor, self.pipeline.process_jpeg, env.jpeg, ts, env.pitch_deg
@@ -373,17 +374,16 @@ class Session:
 
     def _new_pipeline(self) -> Pipeline:
         # A solo phone watches a treadmill walker: zones and body state, not obstacles.
-        pipeline = Pipeline(self.settings.pipeline_config("treadmill" if self.mode == "solo" else "partner"))
-        if self.walker_height_m is not None:
-            pipeline.set_walker_height(self.walker_height_m)
-        return pipeline
+        return Pipeline(self.settings.pipeline_config("treadmill" if self.mode == "solo" else "partner"))
 
-    async def set_walker_height(self, height_m: float) -> None:
-        """The walker's stature, for this session's pipeline now and for one built when the camera returns."""
-        self.walker_height_m = height_m
-        if self.pipeline is not None:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self.executor, self.pipeline.set_walker_height, height_m)
+    async def apply_walker_height(self) -> None:
+        """Hands `walker_height_m` (None: not told) to this session's pipeline; one built later gets it when
+        it is built. The newest value when the executor gets to it: quick changes end on the last one."""
+        pipeline = self.pipeline
+        if pipeline is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                self.executor, lambda: pipeline.set_walker_height(self.walker_height_m)
+            )
 
     async def recalibrate(self) -> None:
         if self.pipeline is not None:

@@ -606,6 +606,7 @@ def test_walker_page_tells_the_server_the_walkers_height(browser: Any) -> None:
         walker.dispatch_event("#heightcm", "change")
         assert walker.input_value("#heightcm") == ""
         assert json.loads(walker.evaluate("localStorage.getItem('rearguard.settings')"))["heightCm"] is None
+        assert told(None)  # back to the prior on the server too
         walker.fill("#heightcm", "176")
         walker.dispatch_event("#heightcm", "change")
         assert told(1.76)

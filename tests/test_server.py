@@ -336,23 +336,51 @@ def test_sensitivity_setting_and_role_swap(server: LiveServer) -> None:
         assert recv_until(walker, is_type("settings"))["sensitivity"] == "early"
         walker.send(json.dumps({"type": "settings", "sensitivity": "loud"}))
         assert recv_until(walker, is_type("error"))["code"] == "bad_settings"
-        # the walker's height, the ground model's ruler: kept by the session for its pipeline
-        walker.send(json.dumps({"type": "settings", "sensitivity": "normal", "height_m": 1.82}))
-        assert recv_until(walker, is_type("settings"))["height_m"] == 1.82
-        session = server.server.config.app.state.registry.get(s["session_id"])
-        assert session is not None and session.walker_height_m == 1.82
-        for bad in (3.0, "tall", True, None):
-            if bad is None:
-                walker.send('{"type": "settings", "sensitivity": "normal", "height_m": NaN}')
-            else:
-                walker.send(json.dumps({"type": "settings", "sensitivity": "normal", "height_m": bad}))
-            assert recv_until(walker, is_type("error"))["code"] == "bad_settings", bad
-        assert session.walker_height_m == 1.82
         walker.send(json.dumps({"type": "swap"}))
         assert recv_until(walker, is_type("error"))["code"] == "bad_message"  # only the camera swaps
         cam.send(json.dumps({"type": "swap"}))
         assert recv_until(walker, is_type("swap"))["role"] == "camera"
         assert recv_until(cam, is_type("swap"))["role"] == "walker"
+
+
+def test_the_walkers_height_reaches_the_sessions_ground_model(
+    server: LiveServer, walker_frames: list[bytes]
+) -> None:
+    """The walker page's height setting, through a real socket into the pipeline's ground tracker: told
+    before the pipeline exists (it is built with the first frame) and changed while it runs; null goes
+    back to the 1.70 m prior, a message without it changes nothing, and what is not a height is refused."""
+    s = server.create_session()
+    session = server.server.config.app.state.registry.get(s["session_id"])
+    assert session is not None
+
+    def ruler() -> float:
+        assert session.pipeline is not None and session.pipeline._path is not None
+        return float(session.pipeline._path.ground.config.walker_height_m)
+
+    def settle(expected: float) -> None:
+        deadline = time.monotonic() + 5
+        while ruler() != expected and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ruler() == expected
+
+    with connect(server.ws_url("camera", s)) as cam, connect(server.ws_url("walker", s)) as walker:
+        walker.send(json.dumps({"type": "settings", "sensitivity": "normal", "height_m": 1.82}))
+        assert recv_until(walker, is_type("settings"))["height_m"] == 1.82
+        stream(cam, walker_frames[:2], fps=10)
+        recv_until(cam, lambda m: m["type"] == "status" and m["seq"] == 1)
+        settle(1.82)
+        walker.send(json.dumps({"type": "settings", "sensitivity": "normal", "height_m": 1.64}))
+        assert recv_until(walker, is_type("settings"))["height_m"] == 1.64
+        settle(1.64)
+        walker.send(json.dumps({"type": "settings", "sensitivity": "early"}))  # unchanged
+        assert recv_until(walker, is_type("settings"))["height_m"] == 1.64
+        for bad in ("3.0", '"tall"', "true", "NaN"):
+            walker.send('{"type": "settings", "sensitivity": "normal", "height_m": ' + bad + "}")
+            assert recv_until(walker, is_type("error"))["code"] == "bad_settings", bad
+        assert session.walker_height_m == 1.64
+        walker.send(json.dumps({"type": "settings", "sensitivity": "normal", "height_m": None}))
+        assert recv_until(walker, is_type("settings"))["height_m"] is None
+        settle(1.70)
 
 
 def test_a_drilled_hazard_escalates_by_time_to_contact(walker_frames: list[bytes], tmp_path: Any) -> None:

@@ -340,7 +340,10 @@ class GroundTracker:
 
     def set_walker_height(self, height_m: float) -> None:
         """The walker's own stature, told by the walker: the body is the ruler, so every distance (and with
-        the phone's tilt, the camera's height) scales with it. What was solved with the old one restarts."""
+        the phone's tilt, the camera's height) scales with it. What was solved with the old one restarts;
+        the same height again (the walker page sends it on every connect) changes nothing."""
+        if height_m == self.config.walker_height_m:
+            return
         self.config = replace(self.config, walker_height_m=height_m)
         self._distances.clear()
         self._heights.clear()

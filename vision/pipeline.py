@@ -236,11 +236,12 @@ class Pipeline:
     def _drill_t(self, timestamp_ms: int) -> float:
         return (timestamp_ms - (self._first_ms if self._first_ms is not None else timestamp_ms)) / 1000.0
 
-    def set_walker_height(self, height_m: float) -> None:
-        """Partner mode: the walker's stature in metres (the ground model's ruler; 1.70 m unless told)."""
+    def set_walker_height(self, height_m: float | None) -> None:
+        """Partner mode: the walker's stature in metres (the ground model's ruler), or None: the prior."""
         with self._lock:
             if self._path is not None:
-                self._path.ground.set_walker_height(height_m)
+                prior = (self.config.ground or GroundConfig()).walker_height_m
+                self._path.ground.set_walker_height(prior if height_m is None else height_m)
 
     def recalibrate(self) -> None:
         """Treadmill mode: learn the belt's safe zone again from the next frames (a no-op otherwise)."""
