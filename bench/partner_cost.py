@@ -56,9 +56,10 @@ import numpy.typing as npt  # noqa: E402
 
 import vision.pipeline as pipeline_module  # noqa: E402
 from server.clips import PHONE_JPEG_QUALITY, ClipError, frames, phone_jpeg, probe  # noqa: E402
+from server.replay import ReplayOptions, sensor_readings  # noqa: E402
 from vision.pipeline import Pipeline, PipelineConfig, decode_jpeg  # noqa: E402
 from vision.pose import PoseEstimator  # noqa: E402
-from vision.sensors import SensorLogError, load_pitch, sensors_path_for  # noqa: E402
+from vision.sensors import reading_at  # noqa: E402
 
 DEFAULT_REAL_CLIP = ROOT.parent / "shared" / "clips" / "squats_facing_camera.mp4"
 GOAL_RATIO_OF_MEDIANS = 1.35
@@ -104,8 +105,7 @@ class ClipFrames:
     pitch_deg: tuple[float | None, ...] = ()  # the phone's tilt per frame, from CLIP.sensors.json if any
 
     def pitch(self, i: int) -> float | None:
-        k = self.order[i]
-        return self.pitch_deg[k] if k < len(self.pitch_deg) else None
+        return reading_at(self.pitch_deg, self.order[i])
 
     def timestamp_ms(self, i: int) -> int:
         return round(i * 1000.0 / self.fps)
@@ -145,11 +145,11 @@ def load_clip(path: Path, n: int) -> ClipFrames:
         raise SystemExit(f"partner_cost: no frame could be read from {path}")
     rgbs = tuple(cv2.cvtColor(decode_jpeg(j), cv2.COLOR_BGR2RGB).astype(np.uint8, copy=False) for j in jpegs)
     order = forwards_then_backwards(len(jpegs), n)
-    log = sensors_path_for(path)  # as a live phone sends its tilt with each frame
-    try:
-        pitch = tuple(load_pitch(log)) if log.is_file() else ()
-    except SensorLogError as exc:
+    try:  # CLIP.sensors.json beside the clip, checked as a replay checks it: a live phone sends its tilt
+        _, readings = sensor_readings(path, info, ReplayOptions())
+    except ClipError as exc:
         raise SystemExit(f"partner_cost: {exc}") from exc
+    pitch = tuple(readings or ())
     return ClipFrames(clip_label(path), path, info.fps, info.analysis_wh, jpegs, rgbs, order, pitch)
 
 

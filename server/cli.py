@@ -244,10 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--calibration", help="treadmill: a calibration.json from an earlier replay (default: learn it)"
     )
-    replay.add_argument(
+    tilt = replay.add_mutually_exclusive_group()
+    tilt.add_argument(
         "--sensors", help="partner: the phone's tilt log (default CLIP.sensors.json beside the clip, if any)"
     )
-    replay.add_argument("--no-sensors", action="store_true", help="ignore any tilt log: image only")
+    tilt.add_argument("--no-sensors", action="store_true", help="ignore any tilt log: image only")
     replay.add_argument("--no-video", action="store_true", help="skip the annotated video")
     replay.add_argument("--no-report", action="store_true", help="skip the HTML report")
     replay.add_argument("--jobs", type=int, help="clips replayed at once (default: one per core)")

@@ -17,6 +17,7 @@ from websockets.asyncio.client import connect
 from server.clips import ClipError, ClipInfo, frames, phone_jpeg, probe
 from server.protocol import pack_frame
 from server.replay import ReplayOptions, match_events, percentile, replay_clip, sensor_readings
+from vision.sensors import reading_at
 
 TAIL_S = 1.0  # wait this long after the last frame for its status and cues
 
@@ -80,7 +81,7 @@ async def stream_clip(
         for i, frame in enumerate(frames(info)):
             jpeg = phone_jpeg(frame)
             sent_ms[i] = now_ms()
-            pitch = pitch_deg[i] if pitch_deg is not None and i < len(pitch_deg) else None
+            pitch = reading_at(pitch_deg, i)
             header = {"seq": i, "t": sent_ms[i]} | ({} if pitch is None else {"pitch": pitch})
             await cam.send(pack_frame(jpeg, **header))
             n = i + 1

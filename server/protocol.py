@@ -13,6 +13,7 @@ from typing import Any, Final
 import numpy as np
 
 from vision.alerts import Active, Cue
+from vision.sensors import is_elevation
 from vision.types import Analysis
 
 PROTOCOL_VERSION = 1
@@ -61,7 +62,7 @@ def _num(header: dict[str, Any], key: str) -> float | None:
 
 def _elevation(header: dict[str, Any]) -> float | None:
     pitch = _num(header, "pitch")
-    if pitch is not None and not -90.0 <= pitch <= 90.0:  # NaN fails too (JSON allows it)
+    if pitch is not None and not is_elevation(pitch):  # NaN fails too (JSON allows it)
         raise ProtocolError("bad_frame_header", "pitch must be the camera's elevation, -90 to 90 degrees")
     return pitch
 

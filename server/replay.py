@@ -32,7 +32,7 @@ from server.soundtrack import mix_cues, to_wav_bytes
 from vision.alerts import NOTICE_KINDS, AlertPolicy, Cue
 from vision.draw import annotate
 from vision.pipeline import Pipeline
-from vision.sensors import SensorLogError, load_pitch, sensors_path_for
+from vision.sensors import SensorLogError, load_pitch, reading_at, sensors_path_for
 from vision.treadmill import Calibration
 from vision.types import Analysis
 
@@ -327,8 +327,7 @@ def run_frames(
     start = time.perf_counter()
     for i, (frame, jpeg) in enumerate(frames):
         ts_ms = round(i * 1000.0 / fps)  # from index and fps: two runs give the same timeline
-        pitch = pitch_deg[i] if pitch_deg is not None and i < len(pitch_deg) else None
-        a = pipeline.process_jpeg(jpeg, ts_ms, pitch)
+        a = pipeline.process_jpeg(jpeg, ts_ms, reading_at(pitch_deg, i))
         out = policy.update(ts_ms / 1000.0, a.hazards)
         events += [event_of(c) for c in out.cues]
         ttcs = [h.ttc_s for h in a.hazards if h.ttc_s is not None]
@@ -421,10 +420,11 @@ def sensor_readings(
     clip: Path, info: ClipInfo, opts: ReplayOptions
 ) -> tuple[Path | None, list[float | None] | None]:
     """(the sensor log used, its per-frame tilt readings): `--sensors FILE`, else CLIP.sensors.json beside
-    the clip if there is one; (None, None) without a log or with `use_sensors` off. A log that is not one,
-    or whose length does not match the clip's frames, is refused: it belongs to another clip."""
+    the clip if there is one; (None, None) without a log, with `use_sensors` off, or in treadmill mode (which
+    does not use the tilt). A log that is not one, or whose length does not match the clip's frames, is
+    refused: it belongs to another clip."""
     path = opts.sensors or (sensors_path_for(clip) if sensors_path_for(clip).is_file() else None)
-    if path is None or not opts.use_sensors:
+    if path is None or not opts.use_sensors or opts.mode != "partner":
         return None, None
     try:
         readings = load_pitch(path)

@@ -292,6 +292,12 @@ def test_a_tilt_log_beside_the_clip_goes_with_its_frames(tmp_path: Path) -> None
         assert not out.exists()
     r = rearguard("replay", str(clip), "--sensors", str(tmp_path / "none.json"), "--out", str(out))
     assert r.returncode == 2 and "none.json" in r.stderr and "Traceback" not in r.stderr
+    r = rearguard("replay", str(clip), "--sensors", str(log), "--no-sensors", "--out", str(out))
+    assert r.returncode == 2 and "not allowed with" in r.stderr
+    # treadmill mode does not use the tilt: a log beside the clip, even a broken one, is not read
+    r = rearguard("replay", str(clip), "--mode", "treadmill", "--out", str(tmp_path / "tm"), "--no-video")
+    assert r.returncode == 0, r.stderr
+    assert load(tmp_path / "tm")["sensors"] is None
 
 
 def test_bad_fps_flag_is_refused(tmp_path: Path) -> None:

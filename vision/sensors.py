@@ -56,6 +56,16 @@ def simulated_pitch(true_pitch_deg: Sequence[float], fps: float, seed: int, mode
     return [round(float(v), 3) for v in lagged + bias + wobble + noise]
 
 
+def is_elevation(value: object) -> bool:
+    """A camera elevation in degrees: a finite number from -90 (straight down) to 90 (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and -90.0 <= value <= 90.0
+
+
+def reading_at(pitch_deg: Sequence[float | None] | None, i: int) -> float | None:
+    """Frame `i`'s reading of a log (None without a log, past its end, or where the phone said nothing)."""
+    return pitch_deg[i] if pitch_deg is not None and 0 <= i < len(pitch_deg) else None
+
+
 def sensors_path_for(clip: Path) -> Path:
     """Where a clip's sensor log is looked for: beside it, CLIP.sensors.json."""
     return clip.with_name(clip.stem + ".sensors.json")
@@ -89,7 +99,7 @@ def load_pitch(path: Path) -> list[float | None]:
     for i, v in enumerate(values):
         if v is None:
             out.append(None)
-        elif isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and -90 <= v <= 90:
+        elif is_elevation(v):
             out.append(float(v))
         else:
             raise SensorLogError(
