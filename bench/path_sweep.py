@@ -1,7 +1,7 @@
 """The partner-mode evaluation, fast and swept: MediaPipe once per scene, the rest of it many times.
 
     .venv/bin/python bench/path_sweep.py SCENES [--cache DIR] [--heights 1.3 1.4 truth] [--gaits 0 0.35]
-        [--flat-veto]
+        [--sensor] [--told-height] [--flat-veto]
 
 `rearguard evaluate` runs the whole pipeline on every rendered scene, pose included. Changes to the ground,
 obstacle or alert code do not change what MediaPipe sees, so this script runs MediaPipe once per scene
@@ -15,6 +15,9 @@ rest of the pipeline, the alert policy and the scoring of `server.evaluate` for 
   glides; a real one stands on a planted foot that stays put while the body moves on, then hands over to the
   other foot a step away. The lower toe's landmark is moved to that planted foot's row, computed with the
   scene's own camera from truth.json, and the other toe is lifted; nothing else changes (pixels, masks).
+- `--sensor`: with the phone's tilt readings (the scene's own truth through vision/sensors.py's model of a
+  phone's errors, as in the scene's clip.sensors.json): the camera's height is measured, not the prior.
+- `--told-height`: the walker's own height from truth.json, as the walker page tells it (else 1.70 m).
 - `--flat-veto`: with PathConfig.flat_veto on (bands across the path that read flat by plane parallax are
   not warned; off in the product, see docs/obstacles.md).
 
@@ -58,7 +61,7 @@ from vision.ground import GroundConfig  # noqa: E402
 from vision.obstacles import PathConfig  # noqa: E402
 from vision.pipeline import Pipeline, decode_jpeg  # noqa: E402
 from vision.scenario import stepping_pose  # noqa: E402
-from vision.sensors import scene_sensor_log  # noqa: E402
+from vision.sensors import load_pitch, scene_sensor_log  # noqa: E402
 from vision.types import Analysis, Pose  # noqa: E402
 
 Masks = list[tuple[bytes, tuple[int, ...]] | None]
@@ -140,10 +143,10 @@ def stepping(items: Cached, truth: dict[str, Any], fps: float, step_m: float) ->
 
 
 def run_scene(
-    job: tuple[Path, Path, float, float, bool, bool],
+    job: tuple[Path, Path, float, float, bool, bool, bool],
 ) -> tuple[str, dict[str, Any], dict[str, Any], float | None]:
     """(scene, timeline, frame columns, measured / true walker speed) for one scene and setting."""
-    scene, cache, camera_height_m, step_m, flat_veto, sensor = job
+    scene, cache, camera_height_m, step_m, flat_veto, sensor, told = job
     fps, items, jpegs = pickle.loads((cache / f"{scene.name}.pkl").read_bytes())
     truth = json.loads((scene / "truth.json").read_text())
     if step_m > 0:
@@ -151,7 +154,10 @@ def run_scene(
     settings = Settings()
     config = dataclasses.replace(
         settings.pipeline_config("partner"),
-        ground=GroundConfig(camera_height_m=camera_height_m),
+        ground=GroundConfig(
+            camera_height_m=camera_height_m,
+            **({"walker_height_m": float(truth["walker"]["height_m"])} if told else {}),
+        ),
         path=PathConfig(flat_veto=flat_veto),
     )
     pipeline = Pipeline(config, estimator=CachedEstimator(items))  # type: ignore[arg-type]
@@ -162,7 +168,8 @@ def run_scene(
             speeds.append(float(a.path["walker_speed_mps"]))
 
     # The replay's own loop; the cache holds the JPEGs as sent, not decoded frames (no video drawn here).
-    pitch = scene_sensor_log(truth)["pitch_deg"] if sensor else None
+    log = scene / "clip.sensors.json"  # the scene's own log; scenes rendered before logs get one made alike
+    pitch = (load_pitch(log) if log.is_file() else scene_sensor_log(truth)["pitch_deg"]) if sensor else None
     events, cols, _ = run_frames(
         pipeline,
         AlertPolicy(settings.alert_config()),
@@ -214,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--sensor", action="store_true", help="with the phone's tilt readings (simulated from the truth)"
     )
+    ap.add_argument(
+        "--told-height", action="store_true", help="the walker's own height, as the walker page tells it"
+    )
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args(argv)
@@ -244,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                         gait,
                         args.flat_veto,
                         args.sensor,
+                        args.told_height,
                     )
                     for s in scenes
                 ]
@@ -258,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                     "gait_step_m": gait,
                     "sensor": args.sensor,
                     "flat_veto": args.flat_veto,
+                    "told_height": args.told_height,
                     "warned_2s": overall["warned_2s"],
                     "false_alarms_per_min": result["false_alarms_per_min"],
                     "side_right": overall["side_accuracy"],
