@@ -6,6 +6,7 @@ The walker page's Web Audio, speech and vibration calls are observed by wrapping
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -160,8 +161,9 @@ def server_process() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     end_server(proc)
 
 
-@pytest.fixture
-def browser(fake_camera: Path) -> Iterator[Any]:
+@contextlib.contextmanager
+def chromium(camera_clip: Path) -> Iterator[Any]:
+    """Headless Debian Chromium whose camera plays `camera_clip` (y4m); skips the test without Chromium."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (scripts/install.sh --test installs it)")
     from playwright.sync_api import sync_playwright
@@ -170,10 +172,18 @@ def browser(fake_camera: Path) -> Iterator[Any]:
         b = p.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
-            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={fake_camera}"],
+            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera_clip}"],
         )
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def browser(fake_camera: Path) -> Iterator[Any]:
+    with chromium(fake_camera) as b:
         yield b
-        b.close()
 
 
 def played(page: Any) -> list[dict[str, Any]]:
@@ -287,19 +297,11 @@ def person_in_view(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_scripted_hazard_plays_in_order_on_time_and_silence_when_clear(
     person_in_view: Path, tmp_path: Path
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/install.sh --test installs it)")
-    from playwright.sync_api import sync_playwright
-
     drill = tmp_path / "drill.json"
     drill.write_text(json.dumps(DRILL))
     proc, base = launch_server({"REARGUARD_DRILL": str(drill)})
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True,
-                args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={person_in_view}"],
-            )  # fmt: skip
+        with chromium(person_in_view) as browser:
             s = httpx.post(f"{base}/api/sessions", json={"mode": "partner"}).json()
             ctx = browser.new_context()
             ctx.add_init_script(RECORDER)
@@ -333,7 +335,6 @@ def test_scripted_hazard_plays_in_order_on_time_and_silence_when_clear(
             intervals = walker.evaluate(
                 "import('/audio.js').then(m => [3, 2, 1.5, 1, 0.5, 0.2].map(m.beepInterval))"
             )
-            browser.close()
     finally:
         end_server(proc)
 
@@ -440,18 +441,10 @@ def hidden_path(coverage: float, coach_id: str | None) -> dict[str, Any]:
 def test_camera_page_shows_the_path_and_coaches_the_partner(
     person_in_view: Path, scripted_path: dict[str, Any]
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/install.sh --test installs it)")
-    from playwright.sync_api import sync_playwright
-
     scripted_path.update(path=hidden_path(0.2, "coach_left"), hazards=(HIDDEN,))
     srv = start_server()
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True,
-                args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={person_in_view}"],
-            )  # fmt: skip
+        with chromium(person_in_view) as browser:
             s = srv.create_session()
             ctx, walker = recorded_page(browser, s["walker_url"])
             camera = ctx.new_page()
@@ -523,7 +516,6 @@ def test_camera_page_shows_the_path_and_coaches_the_partner(
                 e for e in walker.evaluate("window.rearguard.player.played") if e["kind"] == "path_hidden"
             ]
             assert len(spoken) == 1
-            browser.close()
     finally:
         srv.stop()
 
@@ -541,10 +533,6 @@ def test_camera_page_sends_the_phones_tilt_as_the_cameras_elevation(
     """The page turns DeviceOrientation's angles into the camera's elevation, portrait or landscape, and
     stops sending it when the phone stops reporting; the server hands each frame's reading to the
     pipeline (which measures the camera's height from it, tests/test_ground.py)."""
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/install.sh --test installs it)")
-    from playwright.sync_api import sync_playwright
-
     pitches = scripted_path["pitches"]
 
     def readings_after(action: Any, n: int = 5) -> list[float | None]:
@@ -558,11 +546,7 @@ def test_camera_page_sends_the_phones_tilt_as_the_cameras_elevation(
 
     srv = start_server()
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True,
-                args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={person_in_view}"],
-            )  # fmt: skip
+        with chromium(person_in_view) as browser:
             camera = browser.new_page()
             camera.goto(srv.create_session()["camera_url"])
             camera.click("#start")
@@ -574,7 +558,6 @@ def test_camera_page_sends_the_phones_tilt_as_the_cameras_elevation(
             assert readings_after(lambda: camera.evaluate(TILT, [180, 80])) == [10.0] * 5
             # the phone stops reporting: after half a second the page sends nothing, not the last angle
             assert set(readings_after(lambda: camera.evaluate(TILT, [None, None]))) == {None}
-            browser.close()
     finally:
         srv.stop()
 
