@@ -38,7 +38,9 @@ Truth per event kind
 - Walker leaves: shifted out of the frame at 1.5 m/s; truth: the hip centre leaves the frame; detected if
   `walker_lost` starts within 2 s.
 - Too dark: from the onset, pixel values x0.12. Phone knocked: from the onset, the frame rises 12% of its
-  height and turns 4 degrees. Detected if `too_dark` / `camera_moved` starts within 3 s.
+  height and turns 4 degrees; the phone's tilt sensor (read with every frame of every sequence, level with
+  0.2 deg of noise, `--no-tilt` for none) says it tipped down as far. Detected if `too_dark` /
+  `camera_moved` starts within 3 s.
 
 False alarms are cues the walker would hear (vision.alerts.AlertPolicy over the monitor's hazards) after
 calibration, outside the event's window or of a kind the event does not explain. Windows run from the
@@ -51,10 +53,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -472,8 +476,22 @@ def extract(job: tuple[Scenario, SourceInfo, Geometry, float]) -> dict[str, np.n
     return {k: np.array(v) for k, v in log.items()}
 
 
-def monitor_run(log: dict[str, np.ndarray], cfg_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The monitor and the shared alert policy over one sequence's poses."""
+def tilt_at(s: Scenario, t: float, src: SourceInfo, rng: np.random.Generator) -> float:
+    """What the phone's tilt sensor reports at `t` (its camera's elevation, degrees up): the phone stands
+    level on its stand, read with 0.2 deg of noise (the belt's vibration); knocked, it tips down as far as the
+    frame rises in the image (12% of its height at the assumed focal length: about 9 deg)."""
+    tip = 0.0
+    if s.motion == "moved" and s.onset_s is not None and t >= s.onset_s:
+        w, h = src.wh
+        tip = -math.degrees(math.atan(0.12 * h / (FOCAL_LONG_SIDE * max(w, h))))
+    return tip + float(rng.normal(0.0, 0.2))
+
+
+def monitor_run(
+    log: dict[str, np.ndarray], cfg_kwargs: dict[str, Any], tilt: Callable[[float], float] | None = None
+) -> dict[str, Any]:
+    """The monitor and the shared alert policy over one sequence's poses; `tilt(t)`: the phone's tilt
+    reading with each frame (None: a phone without the sensor)."""
     monitor = TreadmillMonitor(TreadmillConfig(**cfg_kwargs))
     policy = AlertPolicy()
     hazards: list[tuple[float, str, str]] = []
@@ -488,7 +506,7 @@ def monitor_run(log: dict[str, np.ndarray], cfg_kwargs: dict[str, Any]) -> dict[
         )
         wh = (int(log["wh"][k][0]), int(log["wh"][k][1]))
         t0 = time.perf_counter()
-        state = monitor.update(pose, ms, wh, float(log["luma"][k]))
+        state = monitor.update(pose, ms, wh, float(log["luma"][k]), tilt(t) if tilt is not None else None)
         cost_ms.append((time.perf_counter() - t0) * 1000)
         if calibrated_at is None and not state.calibrating:
             calibrated_at = t
@@ -631,6 +649,9 @@ def main() -> int:
     ap.add_argument("--dump", default="", help="save each sequence's poses here (npz) to replay the monitor")
     ap.add_argument("--replay", default="", help="rerun only the monitor on poses saved by --dump")
     ap.add_argument(
+        "--no-tilt", action="store_true", help="no tilt sensor readings (a phone that does not send them)"
+    )
+    ap.add_argument(
         "--config", default="{}", help="TreadmillConfig fields as JSON, e.g. '{\"lookahead_s\": 0.2}'"
     )
     args = ap.parse_args()
@@ -660,7 +681,9 @@ def main() -> int:
     rows, cost = [], []
     for s, log in zip(todo, logs, strict=True):
         src = srcs[s.source]
-        res = monitor_run(log, {**cfg, **s.config})
+        rng = np.random.default_rng(len(rows))
+        tilt = None if args.no_tilt else (lambda t, s=s, src=src, rng=rng: tilt_at(s, t, src, rng))
+        res = monitor_run(log, {**cfg, **s.config}, tilt)
         cost += res.pop("monitor_ms")
         rows.append(score(s, truth_time(s, src, geometry(s, src, args.fps), args.fps), res))
     summary = summarise(rows, cost)

@@ -420,11 +420,11 @@ def sensor_readings(
     clip: Path, info: ClipInfo, opts: ReplayOptions
 ) -> tuple[Path | None, list[float | None] | None]:
     """(the sensor log used, its per-frame tilt readings): `--sensors FILE`, else CLIP.sensors.json beside
-    the clip if there is one; (None, None) without a log, with `use_sensors` off, or in treadmill mode (which
-    does not use the tilt). A log that is not one, or whose length does not match the clip's frames, is
-    refused: it belongs to another clip."""
+    the clip if there is one; (None, None) without a log or with `use_sensors` off. A log that is not one,
+    or whose length does not match the clip's frames, is refused: it belongs to another clip. Both modes
+    use it: partner mode for the camera's height, treadmill mode to know a knocked phone at once."""
     path = opts.sensors or (sensors_path_for(clip) if sensors_path_for(clip).is_file() else None)
-    if path is None or not opts.use_sensors or opts.mode != "partner":
+    if path is None or not opts.use_sensors:
         return None, None
     try:
         readings = load_pitch(path)

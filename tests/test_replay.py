@@ -294,10 +294,11 @@ def test_a_tilt_log_beside_the_clip_goes_with_its_frames(tmp_path: Path) -> None
     assert r.returncode == 2 and "none.json" in r.stderr and "Traceback" not in r.stderr
     r = rearguard("replay", str(clip), "--sensors", str(log), "--no-sensors", "--out", str(out))
     assert r.returncode == 2 and "not allowed with" in r.stderr
-    # treadmill mode does not use the tilt: a log beside the clip, even a broken one, is not read
+    # treadmill mode reads it too (a knocked phone)
+    log.write_text(json.dumps({"format": "rearguard-sensors/1", "pitch_deg": [-8.0] * 8}))
     r = rearguard("replay", str(clip), "--mode", "treadmill", "--out", str(tmp_path / "tm"), "--no-video")
     assert r.returncode == 0, r.stderr
-    assert load(tmp_path / "tm")["sensors"] is None
+    assert load(tmp_path / "tm")["sensors"] == "walk.sensors.json"
 
 
 def test_bad_fps_flag_is_refused(tmp_path: Path) -> None:

@@ -775,3 +775,40 @@ def test_real_squats_are_not_stumbles() -> None:
     assert "stumble" not in heard
     assert heard == set(), heard
     assert state.figures["steps"] <= 1
+
+
+def test_a_knocked_phone_is_told_by_its_tilt_sensor_at_once() -> None:
+    """The phone on its stand holds its tilt to a tenth of a degree; a knock turns it by degrees at once.
+    With the tilt sensor the walker is told within the hold (0.3 s) even while the image has not changed
+    yet (the ground line needs a second, and the feet in view); a steady phone's jitter is never a move, a
+    phone that stops reporting changes nothing, and a saved calibration keeps the tilt it was made with."""
+    body = backward_walker()
+    rng = np.random.default_rng(4)
+
+    def walk(
+        monitor: TreadmillMonitor, t0: float, t1: float, pitch: Callable[[float], float | None]
+    ) -> list[tuple[float, TreadmillState]]:
+        out = []
+        for t in np.arange(t0, t1, 1 / FPS):
+            pose = replace(body, gait_phase=t / 1.1).pose()
+            out.append((t, monitor.update(pose, round(t * 1000), body.frame_wh, 120.0, pitch(t))))
+        return out
+
+    steady = lambda t: -5.0 + float(rng.normal(0.0, 0.15))  # noqa: E731
+    monitor = TreadmillMonitor()
+    cal_states = walk(monitor, 0.0, monitor.config.calibration_s + 0.2, steady)
+    cal = cal_states[-1][1].calibration
+    assert cal is not None and cal.phone_pitch_deg == pytest.approx(-5.0, abs=0.1)
+    assert Calibration.from_dict(cal.to_dict()) == cal
+    older = {k: v for k, v in cal.to_dict().items() if k != "phone_pitch_deg"}  # saved before the sensor
+    assert Calibration.from_dict(older).phone_pitch_deg is None
+
+    quiet = walk(monitor, 3.2, 6.0, steady)
+    assert not any("camera_moved" in kinds(s) for _, s in quiet)
+    knocked = walk(monitor, 6.0, 7.0, lambda t: -11.0)
+    _assert_moved(knocked, 6.0 + 0.3 + 1.5 / FPS)
+
+    silent = TreadmillMonitor()  # the same knock, the phone no longer reporting: not told from the tilt
+    walk(silent, 0.0, silent.config.calibration_s + 0.2, steady)
+    after = walk(silent, 3.2, 7.0, lambda t: None if t >= 6.0 else steady(t))
+    assert not any("camera_moved" in kinds(s) for _, s in after)

@@ -130,7 +130,8 @@ class Pipeline:
     ) -> Analysis:
         """One frame. `pitch_deg`: the elevation of the phone's camera when the frame was taken, from its
         gravity sensor (degrees, up positive; None when the phone does not say): partner mode then
-        measures the camera's height instead of assuming it."""
+        measures the camera's height instead of assuming it, and treadmill mode knows at once when the
+        phone on its stand is knocked."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("pipeline is closed")
@@ -154,7 +155,8 @@ class Pipeline:
             # Treadmill mode: zones and body state instead of obstacles. The monitor has its own
             # walker-lost grace, so the partner-mode hazards are computed (to keep the walker state)
             # but not added twice.
-            state = self._treadmill.update(walker, timestamp_ms, (bgr.shape[1], bgr.shape[0]), mean_luma(bgr))
+            wh = (bgr.shape[1], bgr.shape[0])
+            state = self._treadmill.update(walker, timestamp_ms, wh, mean_luma(bgr), pitch_deg)
             self._hazards(walker, timestamp_ms)
             hazards = [*state.hazards, *drill_hazards(self.config.drill, self._drill_t(timestamp_ms))]
             mode_state = {

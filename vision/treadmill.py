@@ -192,6 +192,9 @@ class TreadmillConfig:
     moved_ground_bh: float = _p(0.15, 0.03, 1.0, "bh", "the feet's ground line moved this much unexplained")
     moved_tilt_deg: float = _p(12.0, 2.0, 45.0, "deg", "front/back view: body axis rolled this much")
     moved_hold_s: float = _p(1.0, 0.2, 5.0, "s", "for this long: the phone moved")
+    # A phone on a stand holds its tilt to a tenth of a degree; a knock turns it by degrees at once.
+    moved_pitch_deg: float = _p(3.0, 0.5, 30.0, "deg", "the phone's tilt sensor: this far from calibration")
+    moved_pitch_hold_s: float = _p(0.3, 0.0, 3.0, "s", "...for this long: the phone moved")
     # Stumble
     derivative_s: float = _p(0.2, 0.03, 0.5, "s", "span of the speeds below (at least one frame)")
     stumble_trunk_speed_dps: float = _p(
@@ -266,6 +269,9 @@ class Calibration:
     left_warn_bh: float
     right_warn_bh: float
     brightness: float | None = None
+    # The phone's camera elevation while calibrating (its tilt sensor, degrees up; None without one): the
+    # phone on its stand does not move, so a change of it is the phone knocked or moved.
+    phone_pitch_deg: float | None = None
 
     def __post_init__(self) -> None:
         if self.view not in ("side", "front_back"):
@@ -410,10 +416,16 @@ class _Frame:
     hip_width: float  # px
     full: bool  # every body part seen and inside the frame
     brightness: float | None
+    pitch: float | None = None  # the phone's camera elevation with this frame, from its tilt sensor
 
 
 def _measure(
-    pose: Pose, t: float, frame_wh: tuple[int, int], cfg: TreadmillConfig, bright: float | None
+    pose: Pose,
+    t: float,
+    frame_wh: tuple[int, int],
+    cfg: TreadmillConfig,
+    bright: float | None,
+    pitch: float | None = None,
 ) -> _Frame:
     w, h = frame_wh
     p = pose.xy.astype(np.float64) * np.array([w, h], np.float64)
@@ -431,7 +443,7 @@ def _measure(
     seen = (pose.visibility >= cfg.min_visibility) & inside
     groups = ((NOSE, L_EAR, R_EAR), (L_SHOULDER, R_SHOULDER), (L_HIP, R_HIP), (L_KNEE, R_KNEE), FOOT_POINTS)
     full = all(bool(seen[list(g)].any()) for g in groups)
-    return _Frame(t, p, vis, hip, shoulder, torso, leg, hip_width, full, bright)
+    return _Frame(t, p, vis, hip, shoulder, torso, leg, hip_width, full, bright, pitch)
 
 
 def _usable(pose: Pose | None, cfg: TreadmillConfig) -> bool:
@@ -563,6 +575,9 @@ def _calibrate(
         left_warn_bh=0.0,
         right_warn_bh=0.0,
         brightness=float(np.median(brightness)) if brightness else None,
+        phone_pitch_deg=float(np.median(pitches))
+        if (pitches := [f.pitch for f in frames if f.pitch is not None])
+        else None,
     )
     tracker = _Extents(cfg)
     extents: dict[Direction, list[float]] = {d: [] for d in DIRECTIONS}
@@ -900,8 +915,15 @@ class TreadmillMonitor:
         self._reset_calibration(None)
 
     def update(
-        self, pose: Pose | None, timestamp_ms: int, frame_wh: tuple[int, int], brightness: float | None = None
+        self,
+        pose: Pose | None,
+        timestamp_ms: int,
+        frame_wh: tuple[int, int],
+        brightness: float | None = None,
+        pitch_deg: float | None = None,
     ) -> TreadmillState:
+        """One frame: the walker's pose (None: not found), the frame's mean luma, and the phone's camera
+        elevation from its tilt sensor when the phone sends it (degrees up)."""
         cfg = self.config
         t = max(timestamp_ms / 1000.0, self._last_t + 1e-3)
         dt = min(max(t - self._last_t, 0.0), 0.5) if math.isfinite(self._last_t) else 0.0
@@ -919,7 +941,9 @@ class TreadmillMonitor:
             hazards.append(Hazard("too_dark", "advisory", text="Too dark. Turn on a light"))
 
         frame = (
-            _measure(pose, t, frame_wh, cfg, brightness) if pose is not None and _usable(pose, cfg) else None
+            _measure(pose, t, frame_wh, cfg, brightness, pitch_deg)
+            if pose is not None and _usable(pose, cfg)
+            else None
         )
         if frame is None:
             lost = t - (self._last_seen if self._last_seen is not None else self._t0) > cfg.lost_grace_s
@@ -956,6 +980,7 @@ class TreadmillMonitor:
         self._count_step(frame)
         if frame.full or tuple(frame_wh) != tuple(cal.frame_wh):  # the feet must be seen to place the ground
             self._check_moved(frame, cal, frame_wh)
+        self._check_tilt(t, cal, pitch_deg)
         if self._limits_until is not None:
             zone = "unknown"
             if t >= self._limits_until:
@@ -997,6 +1022,7 @@ class TreadmillMonitor:
         self._limits_ext: dict[Direction, list[float]] = {d: [] for d in DIRECTIONS}
         self._moved = False
         self._moved_since = None
+        self._tilted_since: float | None = None
         self._reset_tracking()
 
     def _reset_tracking(self) -> None:
@@ -1198,6 +1224,20 @@ class TreadmillMonitor:
         assert cal is not None
         facing = self._current_facing() or cal.facing_sign
         self._steps.update(f, cal, cal.faces_back_with(facing))
+
+    def _check_tilt(self, t: float, cal: Calibration, pitch_deg: float | None) -> None:
+        """The phone's tilt sensor, against its tilt while calibrating: a phone on a stand holds it to a tenth
+        of a degree, a knock turns it by degrees at once (the image's ground line needs a second to say so,
+        and the feet in view). A phone that stops reporting changes nothing."""
+        cfg = self.config
+        if cal.phone_pitch_deg is None or pitch_deg is None:
+            return
+        if abs(pitch_deg - cal.phone_pitch_deg) <= cfg.moved_pitch_deg:
+            self._tilted_since = None
+            return
+        self._tilted_since = self._tilted_since if self._tilted_since is not None else t
+        if t - self._tilted_since >= cfg.moved_pitch_hold_s:
+            self._moved = True
 
     def _check_moved(self, f: _Frame, cal: Calibration, frame_wh: tuple[int, int]) -> None:
         """The phone moved: the frame's size changed or, held for a while, the feet's ground line moved in a
