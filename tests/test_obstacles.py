@@ -19,7 +19,7 @@ import pytest
 from server.clips import phone_jpeg
 from tests.conftest import clip_path, read_frames
 from vision.ground import Ground, GroundConfig, GroundTracker
-from vision.obstacles import PathConfig, PathWatcher, Track, _Blob
+from vision.obstacles import PathConfig, PathWatcher, Track, _Blob, _median
 from vision.pipeline import Pipeline, PipelineConfig
 from vision.pose import PoseEstimator
 from vision.scenario import Renderer, ScenarioSpec, Scene, Truth, build_truth, parse_spec
@@ -953,3 +953,13 @@ def test_a_kerb_down_reads_lower_and_is_warned_with_the_flat_veto(request: pytes
     # and it stays warned: its stone reads flat like paint, so the veto must not silence it once read
     since = len(runs) - warned[0]
     assert len(warned) >= 0.9 * since, f"warned in {len(warned)} of the {since} frames since the first"
+
+
+def test_the_lean_median_is_numpys_to_the_bit() -> None:
+    """`_median` stands in for np.median on the path stage's small arrays (rows of a search, the reference
+    strip's cells): the same value to the last bit, odd and even counts, either axis."""
+    rng = np.random.default_rng(2)
+    for shape in [(17, 64), (17, 63), (2, 1), (1, 2), (120, 3), (9, 9)]:
+        a = rng.normal(size=shape) * 10.0 ** float(rng.integers(-3, 3))
+        for axis in (0, 1):
+            assert np.array_equal(_median(a, axis), np.median(a, axis=axis)), (shape, axis)

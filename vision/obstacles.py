@@ -223,6 +223,20 @@ def _towards(v: float, at: float, k: float) -> float:
     return at + (v - at) * k
 
 
+def _median(a: npt.NDArray[np.float64], axis: int) -> npt.NDArray[np.float64]:
+    """np.median of finite values along `axis`, to the bit (the middle order statistic, or the mean of the
+    two), without np.median's general machinery: that cost more than the partition itself on the small
+    arrays here (35 of 44 us a call, 13 calls a frame)."""
+    n = a.shape[axis]
+    h = n // 2
+    if n % 2:
+        mid: npt.NDArray[np.float64] = np.take(np.partition(a, h, axis=axis), h, axis=axis)
+        return mid
+    p = np.partition(a, (h - 1, h), axis=axis)
+    mean: npt.NDArray[np.float64] = (np.take(p, h - 1, axis=axis) + np.take(p, h, axis=axis)) / 2
+    return mean
+
+
 def _median_spread(values: list[float]) -> tuple[float, float]:
     """The median of some readings and their median deviation from it."""
     a = np.asarray(values, float)
@@ -275,8 +289,8 @@ def _most_alike(
         if placed.sum() < 10:
             return None
         dx, dd = x1[:, placed] - x0[placed], d1[:, placed] - d0[placed]
-        mx, md = np.median(dx, axis=1, keepdims=True), np.median(dd, axis=1, keepdims=True)
-        best = int(np.argmin(np.median(np.hypot(dx - mx, dd - md), axis=1)))
+        mx, md = _median(dx, 1)[:, None], _median(dd, 1)[:, None]
+        best = int(np.argmin(_median(np.hypot(dx - mx, dd - md), 1)))
         if not fine and best in (0, len(steps) - 1):
             return None
         centre, steps = float(values[best]), steps / 8.0
@@ -422,8 +436,8 @@ class PathWatcher:
         if ref.sum() < 20:
             return  # the last frame's model stands
         px = ipm[ref].astype(np.float64)
-        med = np.median(px, axis=0)
-        mad = np.median(np.abs(px - med), axis=0) * 1.4826
+        med = _median(px, 0)
+        mad = _median(np.abs(px - med), 0) * 1.4826
         if self._ref is None or self._spread is None:
             self._ref, self._spread = med, mad
         else:
