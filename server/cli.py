@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tilt = replay.add_mutually_exclusive_group()
     tilt.add_argument(
-        "--sensors", help="partner: the phone's tilt log (default CLIP.sensors.json beside the clip, if any)"
+        "--sensors", help="the phone's tilt log (default CLIP.sensors.json beside the clip, if any)"
     )
     tilt.add_argument("--no-sensors", action="store_true", help="ignore any tilt log: image only")
     replay.add_argument("--no-video", action="store_true", help="skip the annotated video")

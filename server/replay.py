@@ -423,8 +423,8 @@ def sensor_readings(
     the clip if there is one; (None, None) without a log or with `use_sensors` off. A log that is not one,
     or whose length does not match the clip's frames, is refused: it belongs to another clip. Both modes
     use it: partner mode for the camera's height, treadmill mode to know a knocked phone at once."""
-    path = opts.sensors or (sensors_path_for(clip) if sensors_path_for(clip).is_file() else None)
-    if path is None or not opts.use_sensors:
+    path = _given_or_beside(opts.sensors, sensors_path_for(clip)) if opts.use_sensors else None
+    if path is None:
         return None, None
     try:
         readings = load_pitch(path)
@@ -433,6 +433,11 @@ def sensor_readings(
     if info.frame_count > 0 and abs(len(readings) - info.frame_count) > max(2, info.frame_count // 50):
         raise ClipError(f"{path}: {len(readings)} readings for a clip of {info.frame_count} frames")
     return path, readings
+
+
+def _given_or_beside(given: Path | None, beside: Path) -> Path | None:
+    """A side file: the one given on the command line, else the one beside the clip if it is there."""
+    return given or (beside if beside.is_file() else None)
 
 
 def labels_path_for(clip: Path) -> Path:
@@ -522,7 +527,7 @@ def replay_clip(
         raise ClipError(f"--mode must be one of {', '.join(MODES)}, got {opts.mode!r}")
     calibration = load_calibration(opts.calibration) if opts.calibration else None
     info = probe(clip, opts.fps)
-    labels_file = opts.labels or (labels_path_for(clip) if labels_path_for(clip).is_file() else None)
+    labels_file = _given_or_beside(opts.labels, labels_path_for(clip))
     labels = load_labels(labels_file) if labels_file else None
     sensors_file, pitch_deg = sensor_readings(clip, info, opts)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

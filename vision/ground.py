@@ -222,6 +222,7 @@ class GroundTracker:
         self._long_thigh = 0.0
         self._distances: deque[float] = deque(maxlen=self.config.distance_window)
         self._heights: deque[float] = deque(maxlen=self.config.height_window)
+        self._stature_prior = self.config.walker_height_m
 
     def update(
         self, pose: Pose, frame_wh: tuple[int, int], phone_pitch_deg: float | None = None
@@ -338,10 +339,12 @@ class GroundTracker:
         """The walking direction comes from the ground's flow, not the line of sight to the walker."""
         return len(self._headings) >= 5
 
-    def set_walker_height(self, height_m: float) -> None:
-        """The walker's own stature, told by the walker: the body is the ruler, so every distance (and with
-        the phone's tilt, the camera's height) scales with it. What was solved with the old one restarts;
-        the same height again (the walker page sends it on every connect) changes nothing."""
+    def set_walker_height(self, height_m: float | None) -> None:
+        """The walker's own stature, told by the walker (None: not told, the configured prior): the body is
+        the ruler, so every distance (and with the phone's tilt, the camera's height) scales with it. What
+        was solved with the old one restarts; the same height again (the walker page sends it on every
+        connect) changes nothing."""
+        height_m = self._stature_prior if height_m is None else height_m
         if height_m == self.config.walker_height_m:
             return
         self.config = replace(self.config, walker_height_m=height_m)

@@ -215,7 +215,9 @@ class Track:
 
     def lateral(self, now: float) -> tuple[float, float]:
         pts = self.window(now, 0.5) or list(self.history)[-1:]
-        return float(np.median([p[2] for p in pts])), float(np.median([p[3] for p in pts]))
+        ends = np.array([(p[2], p[3]) for p in pts], np.float64)
+        x0, x1 = _median(ends, 0)
+        return float(x0), float(x1)
 
 
 def _towards(v: float, at: float, k: float) -> float:
@@ -240,8 +242,8 @@ def _median(a: npt.NDArray[np.float64], axis: int) -> npt.NDArray[np.float64]:
 def _median_spread(values: list[float]) -> tuple[float, float]:
     """The median of some readings and their median deviation from it."""
     a = np.asarray(values, float)
-    mid = float(np.median(a))
-    return mid, float(np.median(np.abs(a - mid)))
+    mid = float(_median(a, 0))
+    return mid, float(_median(np.abs(a - mid), 0))
 
 
 def _shape_kind(width_m: float, depth_m: float, seen_width_m: float = math.inf) -> str:

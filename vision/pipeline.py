@@ -242,8 +242,7 @@ class Pipeline:
         """Partner mode: the walker's stature in metres (the ground model's ruler), or None: the prior."""
         with self._lock:
             if self._path is not None:
-                prior = (self.config.ground or GroundConfig()).walker_height_m
-                self._path.ground.set_walker_height(prior if height_m is None else height_m)
+                self._path.ground.set_walker_height(height_m)
 
     def recalibrate(self) -> None:
         """Treadmill mode: learn the belt's safe zone again from the next frames (a no-op otherwise)."""
