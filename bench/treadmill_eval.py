@@ -13,13 +13,19 @@ How real footage becomes events with known timing
 - Framing: a sequence may first mirror, scale, shift or dim every frame (a different phone placement, a
   smaller or larger walker, a dimmer room): these are the controls' variations.
 - Event: each frame is then warped with a known affine map over time (cv2.warpAffine, border pixels
-  replicated): a shift along the image's x (along the belt in side view, sideways in front view); a scale
-  about the image centre (moving away from or towards a pinhole camera: k = D0 / (D0 + d)); or a rotation
-  and drop about the feet (a stumble). The first 3 s are never warped: the monitor calibrates on them.
+  replicated): a shift along the image's x (along the belt in side view, sideways in front view); a depth
+  move (away from or towards the camera: a scale k = D0 / (D0 + d) about the centre of a level pinhole camera
+  at the phone's place, seen through the phone's own tilt, `SOURCE_ELEVATION_DEG`: a homography, exact for a
+  body at one distance); or a rotation and drop about the feet (a stumble). The first 3 s are never warped:
+  the monitor calibrates on them.
+- The phones' tilt: the side clip's phone looks up by about 12 deg (the room's vertical edges meet 3,850 px
+  above its 1280 px frame, at the assumed focal length), the squats' phone is level to within 1.5 deg. The
+  tilt sensor reports that elevation with every frame (0.2 deg of noise; `--no-tilt`: no readings), as a
+  phone on a stand would.
 - Metric scale: the walker is 1.75 m tall; their height in pixels is measured on the untouched frames with
   the anthropometric rule the monitor uses (shoulder-to-ankle segments are 0.78 of stature). D0 comes from
-  the same pinhole assumption (focal length 0.75 of the long side). Truth and monitor share these two
-  assumptions; the evaluation tests everything else.
+  the same pinhole assumption (focal length 0.75 of the long side), which also measured the clips' tilt.
+  Truth and monitor share these assumptions; the evaluation tests everything else.
 - The belt is 1.40 m x 0.50 m (0.56 m wide in front view, see `scenarios`), centred where the walker was in
   the first 3 s (side view: the median hip; front view: the median midpoint of the feet).
 
@@ -38,8 +44,7 @@ Truth per event kind
 - Walker leaves: shifted out of the frame at 1.5 m/s; truth: the hip centre leaves the frame; detected if
   `walker_lost` starts within 2 s.
 - Too dark: from the onset, pixel values x0.12. Phone knocked: from the onset, the frame rises 12% of its
-  height and turns 4 degrees; the phone's tilt sensor (read with every frame of every sequence, level with
-  0.2 deg of noise, `--no-tilt` for none) says it tipped down as far. Detected if `too_dark` /
+  height and turns 4 degrees; the phone's tilt sensor says it tipped down as far. Detected if `too_dark` /
   `camera_moved` starts within 3 s.
 
 False alarms are cues the walker would hear (vision.alerts.AlertPolicy over the monitor's hazards) after
@@ -80,6 +85,10 @@ SOURCES = {"side": "treadmill_phone_side.mp4", "front": "squats_facing_camera.mp
 BODY_M = 1.75
 BELT_L_M, BELT_W_M = 1.40, 0.50
 FOCAL_LONG_SIDE = 0.75
+# Each clip's camera elevation (deg, up +): where its room's vertical edges meet (cv2 line segments, the
+# vanishing point's row at FOCAL_LONG_SIDE): the side clip's verticals meet 3,850 px above the frame's centre
+# (12.05 deg over three frames), the squats' tens of thousands of px away (0.3-1.5 deg).
+SOURCE_ELEVATION_DEG = {"side": 12.0, "front": 1.0}
 CALIBRATION_S = 3.0
 FOOT_POINTS = [27, 28, 29, 30, 31, 32]
 EDGE_KINDS = ("edge_back", "edge_front", "edge_side")
@@ -206,7 +215,10 @@ class Scenario:
         if self.motion == "depth":  # + away from the camera
             d0 = FOCAL_LONG_SIDE * max(w, h) * BODY_M / geo.body_px
             k = d0 / (d0 + p["sign"] * self.amount_m(t))
-            return affine(cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, k))
+            # A level camera sees the move as a scale about its centre; this phone sees that level view
+            # through its own tilt
+            level = level_view(src, SOURCE_ELEVATION_DEG[self.source])
+            return level @ affine(cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, k)) @ np.linalg.inv(level)
         if self.motion == "stumble" and self.onset_s is not None:
             x = t - self.onset_s
             rise, hold, back = p["rise_s"], p["hold_s"], p["back_s"]
@@ -220,8 +232,9 @@ class Scenario:
             return m
         return np.eye(3)
 
-    def matrix(self, t: float, src: SourceInfo, geo: Geometry) -> np.ndarray:
-        return (self.event_matrix(t, src, geo) @ self.framing_matrix(src))[:2]
+    def matrix(self, t: float, src: SourceInfo, geo: Geometry) -> Matrix:
+        """(3, 3): affine, but a homography for a depth move."""
+        return self.event_matrix(t, src, geo) @ self.framing_matrix(src)
 
     # -- timing
 
@@ -275,6 +288,18 @@ class Geometry:
     feet_xy: tuple[float, float]
 
 
+def level_view(src: SourceInfo, elevation_deg: float) -> Matrix:
+    """The homography from a level camera's image to that of the same camera tipped up by `elevation_deg`
+    (K R K^-1, the principal point at the centre, the focal length FOCAL_LONG_SIDE of the long side)."""
+    w, h = src.wh
+    f = FOCAL_LONG_SIDE * max(w, h)
+    k = np.array([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]])
+    e = math.radians(elevation_deg)
+    # x right, y down, z ahead: tipped up, what lies straight ahead (level) shows below the centre
+    r = np.array([[1.0, 0.0, 0.0], [0.0, math.cos(e), math.sin(e)], [0.0, -math.sin(e), math.cos(e)]])
+    return k @ r @ np.linalg.inv(k)
+
+
 def framed_points(s: Scenario, t: float, src: SourceInfo) -> np.ndarray | None:
     pts = src.points[s.source_index(t, src)]
     if pts is None:
@@ -309,7 +334,8 @@ def truth_time(s: Scenario, src: SourceInfo, geo: Geometry, fps: float) -> float
         if pts is None:
             continue
         m = s.matrix(t, src, geo)
-        p = np.array(pts) @ m[:, :2].T + m[:, 2]
+        q = np.array(pts) @ m[:, :2].T + m[:, 2]
+        p = q[:, :2] / q[:, 2:]  # a homography's points
         if s.kind == "leave":
             if not 0 <= (p[23, 0] + p[24, 0]) / 2 <= w:
                 return t
@@ -442,9 +468,11 @@ def render(s: Scenario, t: float, src: SourceInfo, geo: Geometry) -> np.ndarray:
         _FRAMES[s.source] = load_frames(s.source)[0]
     frame = _FRAMES[s.source][s.source_index(t, src)]
     w, h = src.wh
-    out = cv2.warpAffine(
-        frame, s.matrix(t, src, geo), (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
+    m = s.matrix(t, src, geo)
+    if np.allclose(m[2], (0.0, 0.0, 1.0), rtol=0.0, atol=1e-12):
+        out = cv2.warpAffine(frame, m[:2], (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    else:
+        out = cv2.warpPerspective(frame, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     gain = s.framing.get("gain", 1.0)
     if s.motion == "dark" and s.onset_s is not None and t >= s.onset_s:
         gain *= s.params["factor"]
@@ -477,10 +505,10 @@ def extract(job: tuple[Scenario, SourceInfo, Geometry, float]) -> dict[str, np.n
 
 
 def tilt_at(s: Scenario, t: float, src: SourceInfo, rng: np.random.Generator) -> float:
-    """What the phone's tilt sensor reports at `t` (its camera's elevation, degrees up): the phone stands
-    level on its stand, read with 0.2 deg of noise (the belt's vibration); knocked, it tips down as far as the
-    frame rises in the image (12% of its height at the assumed focal length: about 9 deg)."""
-    tip = 0.0
+    """What the phone's tilt sensor reports at `t` (its camera's elevation, degrees up): the clip's own
+    (SOURCE_ELEVATION_DEG), read with 0.2 deg of noise (the belt's vibration); knocked, it tips down as far as
+    the frame rises in the image (12% of its height at the assumed focal length: about 9 deg)."""
+    tip = SOURCE_ELEVATION_DEG[s.source]
     if s.motion == "moved" and s.onset_s is not None and t >= s.onset_s:
         w, h = src.wh
         tip = -math.degrees(math.atan(0.12 * h / (FOCAL_LONG_SIDE * max(w, h))))
