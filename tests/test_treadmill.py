@@ -812,3 +812,47 @@ def test_a_knocked_phone_is_told_by_its_tilt_sensor_at_once() -> None:
     walk(silent, 0.0, silent.config.calibration_s + 0.2, steady)
     after = walk(silent, 3.2, 7.0, lambda t: None if t >= 6.0 else steady(t))
     assert not any("camera_moved" in kinds(s) for _, s in after)
+
+
+@pytest.mark.parametrize("elevation_deg", [12.0, -10.0])
+def test_the_ground_line_reads_depth_through_the_phones_tilt(elevation_deg: float) -> None:
+    """The feet's ground line measures depth as a level pinhole camera sees it (D = D0 g0 / g, g the feet's
+    distance below the horizon). A phone on its stand looking up (the real side clip's, by about 12 deg) or
+    down puts the horizon elsewhere than the image's centre: exact pinhole geometry, a walker 2 m from a
+    phone 0.6 m up stepping 15 cm away, reads that step to the millimetre with the phone's tilt known; taken
+    as level, the same rows read it a third short (looking up 12 deg) or 2.7 times long (looking down 10 deg:
+    the feet near the image's centre)."""
+    from vision.treadmill import FOOT_POINTS, _Frame, _ground_depth
+
+    w, h, focal, stature = 720, 1280, 960.0, 1.75
+    camera_h, d0, step = 0.6, 2.0, 0.15
+    e = math.radians(elevation_deg)
+
+    def row(distance: float) -> float:  # the image row of the belt at this distance, the phone tipped by e
+        return h / 2 + focal * math.tan(math.atan2(camera_h, distance) + e)
+
+    def frame(distance: float) -> _Frame:
+        p = np.tile(np.array([w / 2, h / 2]), (33, 1))
+        p[list(FOOT_POINTS), 1] = row(distance)
+        return _Frame(0.0, p, np.ones(33), p[0], p[0], 100.0, 200.0, 50.0, True, 120.0, elevation_deg)
+
+    cal = Calibration(
+        frame_wh=(w, h), view="side", up_xy=(0.0, -1.0), belt_xy=(1.0, 0.0), tilt_deg=0.0,
+        # the ruler: the camera's distance in body heights, as the body's size says it at calibration
+        neutral_xy_px=(w / 2, h / 2), body_height_px=focal * stature / d0, scale_px=300.0, torso_px=100.0,
+        camera_distance_bh=d0 / stature, ground_px=row(d0), facing_sign=1, left_sign=1, rear_sign=1,
+        rear_source="config", back_end_bh=0.4, front_end_bh=0.4, left_end_bh=0.14, right_end_bh=0.14,
+        back_warn_bh=0.3, front_warn_bh=0.3, left_warn_bh=0.1, right_warn_bh=0.1,
+        phone_pitch_deg=elevation_deg,
+    )  # fmt: skip
+    truth = step / stature
+    measured = _ground_depth(frame(d0 + step), cal)
+    assert measured == pytest.approx(truth, abs=0.001 / stature)
+    assert _ground_depth(frame(d0), cal) == pytest.approx(0.0, abs=1e-9)
+
+    level = _ground_depth(frame(d0 + step), replace(cal, phone_pitch_deg=None))
+    assert level is not None
+    if elevation_deg > 0:
+        assert level < 0.75 * truth  # looking up: a step reads short
+    else:
+        assert level > 2 * truth  # looking down: a step reads long

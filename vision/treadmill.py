@@ -289,6 +289,21 @@ class Calibration:
     def warn(self, d: Direction) -> float:
         return float(getattr(self, f"{d}_warn_bh"))
 
+    def below_horizon(self, down_px: float) -> float:
+        """How far a point lies below the horizon (px, along the body's down axis; `down_px` is its position
+        projected on that axis) in the frame of a level camera at the phone's place. Without the phone's tilt
+        the phone is taken as level: the horizon is the image's centre. With it, the point's angle below the
+        optical axis is turned by the phone's elevation: a phone looking up by e sees the belt e further down
+        its frame than a level one would, and the ground line's rows stretch (the side clip's phone looks up
+        by 12 deg: its feet 540 px below the centre lie 300 px below the horizon, and a step sideways moves
+        them a third less than a level phone's)."""
+        down = -np.array(self.up_xy)
+        offset = float(down_px) - float(np.dot(np.array(self.frame_wh, np.float64) / 2, down))
+        if self.phone_pitch_deg is None:
+            return offset
+        focal = self.camera_distance_bh * self.body_height_px
+        return focal * math.tan(math.atan2(offset, focal) - math.radians(self.phone_pitch_deg))
+
     def faces_back(self) -> bool:
         """Does the walker, as calibrated, face the back end (walk backwards on a normal belt)?"""
         return self.faces_back_with(self.facing_sign)
@@ -624,12 +639,11 @@ def _margins(cfg: TreadmillConfig, view: View) -> dict[Direction, float]:
 
 def _ground_depth(f: _Frame, cal: Calibration) -> float | None:
     """Depth (bh, + away) of the walker's feet from where the belt meets them in the image. For a level
-    pinhole camera above the belt, the ground's distance below the image centre is inversely proportional
-    to the distance: D = D0 (g0 - c) / (g - c). A phone pitched down overstates the change (it warns
-    early); feet at or above the centre row carry no depth."""
-    down = -np.array(cal.up_xy)
-    centre = float(np.dot(np.array(cal.frame_wh, np.float64) / 2, down))
-    g0, g = cal.ground_px - centre, _lowest_foot(f, down) - centre
+    pinhole camera above the belt, the ground's distance below the horizon is inversely proportional to the
+    distance: D = D0 g0 / g. The horizon is the image's centre unless the phone's tilt is known
+    (`Calibration.below_horizon`; without it, a phone looking down overstates the change and one looking up
+    understates it); feet at or above the horizon carry no depth."""
+    g0, g = cal.below_horizon(cal.ground_px), cal.below_horizon(_lowest_foot(f, -np.array(cal.up_xy)))
     floor = 0.05 * max(cal.frame_wh)
     if g0 < floor or g < floor:
         return None
@@ -1241,7 +1255,7 @@ class TreadmillMonitor:
 
     def _check_moved(self, f: _Frame, cal: Calibration, frame_wh: tuple[int, int]) -> None:
         """The phone moved: the frame's size changed or, held for a while, the feet's ground line moved in a
-        way the walker's own motion does not explain (it only moves towards the image centre as the walker
+        way the walker's own motion does not explain (it only moves towards the horizon as the walker
         goes away from the camera, in proportion to their size, and a walker cannot leave the belt's
         height), or the body's axis rolled (front/back view: bending does not roll it)."""
         cfg = self.config
@@ -1251,10 +1265,9 @@ class TreadmillMonitor:
         up = np.array(cal.up_xy)
         self._ground.add(f.t, _lowest_foot(f, -up))
         self._size_ratio.add(f.t, self._scale_ratio)
-        ground = float(np.median(self._ground.since(-math.inf)))
+        ground = cal.below_horizon(float(np.median(self._ground.since(-math.inf))))
         k = float(np.median(self._size_ratio.since(-math.inf)))
-        centre = float(np.dot(np.array(cal.frame_wh, np.float64) / 2, -up))
-        expected = centre + k * (cal.ground_px - centre)  # pinhole: depth scales about the centre
+        expected = k * cal.below_horizon(cal.ground_px)  # pinhole: depth scales about the horizon
         off = abs(ground - expected) / cal.body_height_px > cfg.moved_ground_bh
         if cal.view == "front_back":
             ankles = (f.p[L_ANKLE] + f.p[R_ANKLE]) / 2
