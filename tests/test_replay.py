@@ -413,6 +413,10 @@ def test_treadmill_replay_counts_steps_without_false_alarms(tmp_path: Path) -> N
     frames = json.loads((out / "frames.json").read_text())
     assert len(frames["zone"]) == tl["frames"]
     assert "coverage" not in frames and "obstacles" not in frames and "coverage" not in tl  # partner only
+    # No tilt log beside the clip: its phone's tilt is read from the room's vertical edges while calibrating
+    # (it looks up about 12 deg), and the feet's ground line reads depth through it
+    saved = json.loads((out / "calibration.json").read_text())
+    assert 10.5 <= saved["phone_pitch_deg"] <= 13.5
     # The calibration learned here replays another run of the same phone position without relearning.
     again = tmp_path / "again"
     cal = str(out / "calibration.json")

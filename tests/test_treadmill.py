@@ -856,3 +856,43 @@ def test_the_ground_line_reads_depth_through_the_phones_tilt(elevation_deg: floa
         assert level < 0.75 * truth  # looking up: a step reads short
     else:
         assert level > 2 * truth  # looking down: a step reads long
+
+
+def _verticals_seen_from(elevation_deg: float, roll_deg: float = 0.0, seed: int = 0) -> np.ndarray:
+    """A room's vertical edges (door frames, cupboards: 16 poles 2 m tall, 2-6 m away) and slanted clutter
+    through a pinhole camera 1 m up, tipped up by `elevation_deg` and rolled by `roll_deg`: a 360x640 frame,
+    focal length 480 px."""
+    rng = np.random.default_rng(seed)
+    w, h, f = 360, 640, 480.0
+    img = np.full((h, w), 90, np.uint8)
+    e, r = math.radians(elevation_deg), math.radians(roll_deg)
+    tip = np.array([[1, 0, 0], [0, math.cos(e), math.sin(e)], [0, -math.sin(e), math.cos(e)]])
+    roll = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+
+    def px(p: np.ndarray) -> tuple[int, int]:
+        c = roll @ tip @ p
+        return round(f * c[0] / c[2] + w / 2), round(f * c[1] / c[2] + h / 2)
+
+    for _ in range(16):  # x right, y down (the ground 1 m below the camera), z ahead
+        x, z = rng.uniform(-2.0, 2.0), rng.uniform(2.0, 6.0)
+        cv2.line(img, px(np.array([x, 1.0, z])), px(np.array([x, -1.0, z])), 230, 2, cv2.LINE_AA)
+    for _ in range(8):
+        a, b = rng.uniform(0, w, 2), rng.uniform(0, h, 2)
+        cv2.line(img, (int(a[0]), int(b[0])), (int(a[1]), int(b[1])), 170, 2, cv2.LINE_AA)
+    return img
+
+
+@pytest.mark.parametrize("elevation_deg", [12.0, 0.0, -8.0])
+def test_a_phone_tilt_is_read_from_the_rooms_vertical_edges(elevation_deg: float) -> None:
+    """A phone that does not send its tilt: the room's vertical edges meet straight above the image for a
+    phone looking up, below it for one looking down (vision.tilt). Read to a quarter degree from an exact
+    pinhole picture; a frame without verticals, a phone rolled 20 deg (its verticals far from the image's),
+    or verticals all on the walker give no reading."""
+    from vision.tilt import elevation_from_verticals
+
+    got = elevation_from_verticals(_verticals_seen_from(elevation_deg), 480.0)
+    assert got is not None and got == pytest.approx(elevation_deg, abs=0.25)
+    assert elevation_from_verticals(np.full((640, 360), 90, np.uint8), 480.0) is None
+    assert elevation_from_verticals(_verticals_seen_from(elevation_deg, roll_deg=20.0), 480.0) is None
+    everything = (0.0, 0.0, 360.0, 640.0)
+    assert elevation_from_verticals(_verticals_seen_from(elevation_deg), 480.0, everything) is None

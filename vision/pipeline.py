@@ -16,6 +16,7 @@ from vision.drill import DrillHazard, drill_hazards
 from vision.ground import GroundConfig, GroundTracker
 from vision.obstacles import PathConfig, PathResult, PathWatcher
 from vision.pose import PoseEstimator
+from vision.tilt import elevation_from_verticals
 from vision.treadmill import Calibration, TreadmillConfig, TreadmillMonitor, mean_luma
 from vision.types import L_SHOULDER, R_SHOULDER, Analysis, Hazard, Pose
 from vision.walker import select_walker
@@ -49,6 +50,9 @@ class PipelineConfig:
     # whole frame interval, and frames queued (live benchmark: server-added p95 31 ms at 30 fps); at
     # 15 Hz it keeps up, and hazards a frame old are 33 ms old.
     path_interval_ms: int = 60
+    # Treadmill mode, a phone that sends no tilt: its tilt is read from the room's vertical edges on one frame
+    # in this many while the monitor calibrates (vision.tilt; about 10-15 ms a reading at 640 px)
+    image_tilt_every: int = 5
 
 
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -116,6 +120,8 @@ class Pipeline:
             if self.config.mode == "treadmill"
             else None
         )
+        self._image_tilts: list[float] = []  # treadmill: readings of the phone's tilt from the image
+        self._image_tilt_frames = 0
 
     def process_jpeg(self, data: bytes, timestamp_ms: int, pitch_deg: float | None = None) -> Analysis:
         t0 = time.perf_counter()
@@ -156,7 +162,8 @@ class Pipeline:
             # walker-lost grace, so the partner-mode hazards are computed (to keep the walker state)
             # but not added twice.
             wh = (bgr.shape[1], bgr.shape[0])
-            state = self._treadmill.update(walker, timestamp_ms, wh, mean_luma(bgr), pitch_deg)
+            tilt = pitch_deg if pitch_deg is not None else self._tilt_from_image(bgr, walker)
+            state = self._treadmill.update(walker, timestamp_ms, wh, mean_luma(bgr), tilt)
             self._hazards(walker, timestamp_ms)
             hazards = [*state.hazards, *drill_hazards(self.config.drill, self._drill_t(timestamp_ms))]
             mode_state = {
@@ -235,6 +242,29 @@ class Pipeline:
         self._last_path = (timestamp_ms, found)
         return found
 
+    def _tilt_from_image(self, bgr: npt.NDArray[np.uint8], walker: Pose | None) -> float | None:
+        """Treadmill mode, a phone that does not send its tilt: the tilt from the room's vertical edges
+        (`vision.tilt`), read while the monitor calibrates (the phone on its stand stands still; the walker's
+        limbs are left out), the median of the readings so far; None without any. The feet's ground line
+        then reads depth as it does with the phone's own tilt (`Calibration.below_horizon`)."""
+        assert self._treadmill is not None
+        calibrating = self._treadmill.calibration is None
+        if calibrating and self._image_tilt_frames % self.config.image_tilt_every == 0:
+            h, w = bgr.shape[:2]
+            box = None
+            if walker is not None:
+                x0, y0, x1, y1 = walker.bbox_xyxy(0.0)
+                mx, my = 0.1 * (x1 - x0), 0.05 * (y1 - y0)
+                box = ((x0 - mx) * w, (y0 - my) * h, (x1 + mx) * w, (y1 + my) * h)
+            gray = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+            focal = self._treadmill.config.focal_long_side * max(w, h)
+            reading = elevation_from_verticals(gray, focal, box)
+            if reading is not None:
+                self._image_tilts.append(reading)
+        if calibrating:
+            self._image_tilt_frames += 1
+        return float(np.median(self._image_tilts)) if self._image_tilts else None
+
     def _drill_t(self, timestamp_ms: int) -> float:
         return (timestamp_ms - (self._first_ms if self._first_ms is not None else timestamp_ms)) / 1000.0
 
@@ -249,6 +279,8 @@ class Pipeline:
         with self._lock:
             if self._treadmill is not None:
                 self._treadmill.recalibrate()
+                self._image_tilts.clear()  # the phone may have been moved: its tilt is read afresh
+                self._image_tilt_frames = 0
 
     def close(self) -> None:
         with self._lock:
