@@ -12,16 +12,17 @@ How real footage becomes events with known timing
   one control runs them at their own 5 fps). Sequences longer than a clip play it forwards then backwards.
 - Framing: a sequence may first mirror, scale, shift or dim every frame (a different phone placement, a
   smaller or larger walker, a dimmer room): these are the controls' variations.
-- Event: each frame is then warped with a known affine map over time (cv2.warpAffine, border pixels
-  replicated): a shift along the image's x (along the belt in side view, sideways in front view); a depth
-  move (away from or towards the camera: a scale k = D0 / (D0 + d) about the centre of a level pinhole camera
-  at the phone's place, seen through the phone's own tilt, `SOURCE_ELEVATION_DEG`: a homography, exact for a
-  body at one distance); or a rotation and drop about the feet (a stumble). The first 3 s are never warped:
-  the monitor calibrates on them.
+- Event: each frame is then warped with a known map over time (affine, or a homography for a depth move;
+  border pixels replicated): a shift along the image's x (along the belt in side view, sideways in front
+  view); a depth move (away from or towards the camera: a scale k = D0 / (D0 + d) about the centre of a
+  level pinhole camera at the phone's place, seen through the phone's own tilt, `SOURCE_ELEVATION_DEG`:
+  exact for a body at one distance); or a rotation and drop about the feet (a stumble). The first 3 s are
+  never warped: the monitor calibrates on them.
 - The phones' tilt: the side clip's phone looks up by about 12 deg (the room's vertical edges meet 3,850 px
   above its 1280 px frame, at the assumed focal length), the squats' phone is level to within 1.5 deg. The
-  tilt sensor reports that elevation with every frame (0.2 deg of noise; `--no-tilt`: no readings), as a
-  phone on a stand would.
+  tilt sensor reports that elevation with every frame (0.2 deg of noise), as a phone on a stand would.
+  `--no-tilt`: no tilt at all, the phone taken as level (the monitor is run directly, so the product's
+  reading of the tilt from the room's vertical edges, vision/tilt.py, is not part of this evaluation).
 - Metric scale: the walker is 1.75 m tall; their height in pixels is measured on the untouched frames with
   the anthropometric rule the monitor uses (shoulder-to-ankle segments are 0.78 of stature). D0 comes from
   the same pinhole assumption (focal length 0.75 of the long side), which also measured the clips' tilt.
@@ -92,7 +93,7 @@ SOURCE_ELEVATION_DEG = {"side": 12.0, "front": 1.0}
 CALIBRATION_S = 3.0
 FOOT_POINTS = [27, 28, 29, 30, 31, 32]
 EDGE_KINDS = ("edge_back", "edge_front", "edge_side")
-Matrix = np.ndarray  # (3, 3) affine in homogeneous form
+Matrix = np.ndarray  # (3, 3) in homogeneous form: affine, or a homography
 
 
 # ---------------------------------------------------------------------------------------------- sources
@@ -508,11 +509,11 @@ def tilt_at(s: Scenario, t: float, src: SourceInfo, rng: np.random.Generator) ->
     """What the phone's tilt sensor reports at `t` (its camera's elevation, degrees up): the clip's own
     (SOURCE_ELEVATION_DEG), read with 0.2 deg of noise (the belt's vibration); knocked, it tips down as far as
     the frame rises in the image (12% of its height at the assumed focal length: about 9 deg)."""
-    tip = SOURCE_ELEVATION_DEG[s.source]
+    elevation = SOURCE_ELEVATION_DEG[s.source]
     if s.motion == "moved" and s.onset_s is not None and t >= s.onset_s:
         w, h = src.wh
-        tip = -math.degrees(math.atan(0.12 * h / (FOCAL_LONG_SIDE * max(w, h))))
-    return tip + float(rng.normal(0.0, 0.2))
+        elevation -= math.degrees(math.atan(0.12 * h / (FOCAL_LONG_SIDE * max(w, h))))
+    return elevation + float(rng.normal(0.0, 0.2))
 
 
 def monitor_run(
@@ -677,7 +678,9 @@ def main() -> int:
     ap.add_argument("--dump", default="", help="save each sequence's poses here (npz) to replay the monitor")
     ap.add_argument("--replay", default="", help="rerun only the monitor on poses saved by --dump")
     ap.add_argument(
-        "--no-tilt", action="store_true", help="no tilt sensor readings (a phone that does not send them)"
+        "--no-tilt",
+        action="store_true",
+        help="no tilt at all (neither the phone's sensor nor the image's reading): a level phone",
     )
     ap.add_argument(
         "--config", default="{}", help="TreadmillConfig fields as JSON, e.g. '{\"lookahead_s\": 0.2}'"

@@ -162,8 +162,8 @@ class Pipeline:
             # walker-lost grace, so the partner-mode hazards are computed (to keep the walker state)
             # but not added twice.
             wh = (bgr.shape[1], bgr.shape[0])
-            tilt = pitch_deg if pitch_deg is not None else self._tilt_from_image(bgr, walker)
-            state = self._treadmill.update(walker, timestamp_ms, wh, mean_luma(bgr), tilt)
+            image_tilt = self._tilt_from_image(bgr, walker) if pitch_deg is None else None
+            state = self._treadmill.update(walker, timestamp_ms, wh, mean_luma(bgr), pitch_deg, image_tilt)
             self._hazards(walker, timestamp_ms)
             hazards = [*state.hazards, *drill_hazards(self.config.drill, self._drill_t(timestamp_ms))]
             mode_state = {
@@ -243,26 +243,31 @@ class Pipeline:
         return found
 
     def _tilt_from_image(self, bgr: npt.NDArray[np.uint8], walker: Pose | None) -> float | None:
-        """Treadmill mode, a phone that does not send its tilt: the tilt from the room's vertical edges
-        (`vision.tilt`), read while the monitor calibrates (the phone on its stand stands still; the walker's
-        limbs are left out), the median of the readings so far; None without any. The feet's ground line
-        then reads depth as it does with the phone's own tilt (`Calibration.below_horizon`)."""
+        """Treadmill mode, a phone that does not send its tilt, while the monitor calibrates (the phone on
+        its stand stands still): the tilt from the room's vertical edges (`vision.tilt`, on one frame in
+        `image_tilt_every`, at most 640 px on the long side, the walker's limbs left out), the median of the
+        readings so far; None without any, and once calibrated (the calibration keeps it). The feet's ground
+        line then reads depth as with the phone's own tilt (`Calibration.below_horizon`)."""
         assert self._treadmill is not None
-        calibrating = self._treadmill.calibration is None
-        if calibrating and self._image_tilt_frames % self.config.image_tilt_every == 0:
+        if self._treadmill.calibration is not None:
+            return None
+        if self._image_tilt_frames % max(1, self.config.image_tilt_every) == 0:
             h, w = bgr.shape[:2]
+            scale = min(1.0, 640 / max(w, h))
+            gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+            if scale < 1.0:
+                gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
             box = None
             if walker is not None:
                 x0, y0, x1, y1 = walker.bbox_xyxy(0.0)
                 mx, my = 0.1 * (x1 - x0), 0.05 * (y1 - y0)
-                box = ((x0 - mx) * w, (y0 - my) * h, (x1 + mx) * w, (y1 + my) * h)
-            gray = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
-            focal = self._treadmill.config.focal_long_side * max(w, h)
-            reading = elevation_from_verticals(gray, focal, box)
+                gh, gw = gray.shape[:2]
+                box = ((x0 - mx) * gw, (y0 - my) * gh, (x1 + mx) * gw, (y1 + my) * gh)
+            focal = self._treadmill.config.focal_long_side * max(gray.shape[:2])
+            reading = elevation_from_verticals(np.asarray(gray, dtype=np.uint8), focal, box)
             if reading is not None:
                 self._image_tilts.append(reading)
-        if calibrating:
-            self._image_tilt_frames += 1
+        self._image_tilt_frames += 1
         return float(np.median(self._image_tilts)) if self._image_tilts else None
 
     def _drill_t(self, timestamp_ms: int) -> float:

@@ -33,9 +33,9 @@ def elevation_from_verticals(
     exclude_xyxy: tuple[float, float, float, float] | None = None,
 ) -> float | None:
     """The camera's elevation (degrees, up positive) from the vertical edges in an 8-bit grey frame, or None
-    when the frame shows too few of them, or they do not agree. A small roll of the phone is ignored: the
-    vanishing point's distance from the centre hardly changes. `exclude_xyxy`: a box in pixels (the walker)
-    whose segments are left out."""
+    when the frame shows too few of them, or they do not agree. A small roll of the phone is ignored: it moves
+    the vanishing point's row by the cosine of the roll (1.5% at 10 deg). `exclude_xyxy`: a box in pixels
+    (the walker) whose segments are left out."""
     h, w = gray.shape[:2]
     found = cv2.createLineSegmentDetector().detect(gray)[0]
     if found is None:

@@ -269,9 +269,13 @@ class Calibration:
     left_warn_bh: float
     right_warn_bh: float
     brightness: float | None = None
-    # The phone's camera elevation while calibrating (its tilt sensor, degrees up; None without one): the
-    # phone on its stand does not move, so a change of it is the phone knocked or moved.
+    # The phone's camera elevation while calibrating (degrees up; None without one): the phone on its stand
+    # does not move, so a change of its tilt sensor's reading is the phone knocked or moved. From the sensor,
+    # or, for a phone that sends none, read from the room's vertical edges (`image`, vision/tilt.py: at an
+    # assumed focal length, so never compared with a sensor's reading). A calibration saved before the
+    # source was kept has none: its tilt came from the sensor.
     phone_pitch_deg: float | None = None
+    phone_pitch_source: Literal["sensor", "image"] | None = None
 
     def __post_init__(self) -> None:
         if self.view not in ("side", "front_back"):
@@ -282,6 +286,8 @@ class Calibration:
             raise ValueError("body_height_px, scale_px and camera_distance_bh must be positive")
         if {self.facing_sign, self.left_sign, self.rear_sign} - {1, -1}:
             raise ValueError("facing_sign, left_sign and rear_sign must be +1 or -1")
+        if self.phone_pitch_source not in (None, "sensor", "image"):
+            raise ValueError(f"phone_pitch_source: expected sensor or image, got {self.phone_pitch_source!r}")
 
     def end(self, d: Direction) -> float:
         return float(getattr(self, f"{d}_end_bh"))
@@ -289,20 +295,21 @@ class Calibration:
     def warn(self, d: Direction) -> float:
         return float(getattr(self, f"{d}_warn_bh"))
 
-    def below_horizon(self, down_px: float) -> float:
+    def below_horizon(self, down_px: float) -> float | None:
         """How far a point lies below the horizon (px, along the body's down axis; `down_px` is its position
         projected on that axis) in the frame of a level camera at the phone's place. Without the phone's tilt
         the phone is taken as level: the horizon is the image's centre. With it, the point's angle below the
         optical axis is turned by the phone's elevation: a phone looking up by e sees the belt e further down
         its frame than a level one would, and the ground line's rows stretch (the side clip's phone looks up
         by 12 deg: its feet 540 px below the centre lie 300 px below the horizon, and a step sideways moves
-        them a third less than a level phone's)."""
+        them a third less than a level phone's). None for a point more than 80 deg from the horizontal."""
         down = -np.array(self.up_xy)
         offset = float(down_px) - float(np.dot(np.array(self.frame_wh, np.float64) / 2, down))
         if self.phone_pitch_deg is None:
             return offset
-        focal = self.camera_distance_bh * self.body_height_px
-        return focal * math.tan(math.atan2(offset, focal) - math.radians(self.phone_pitch_deg))
+        focal = self.camera_distance_bh * self.body_height_px  # as calibrated: focal_px / body_px * body_px
+        angle = math.atan2(offset, focal) - math.radians(self.phone_pitch_deg)
+        return focal * math.tan(angle) if abs(angle) <= math.radians(80.0) else None
 
     def faces_back(self) -> bool:
         """Does the walker, as calibrated, face the back end (walk backwards on a normal belt)?"""
@@ -432,6 +439,7 @@ class _Frame:
     full: bool  # every body part seen and inside the frame
     brightness: float | None
     pitch: float | None = None  # the phone's camera elevation with this frame, from its tilt sensor
+    image_tilt: float | None = None  # ...or, without the sensor, as read from the image
 
 
 def _measure(
@@ -441,6 +449,7 @@ def _measure(
     cfg: TreadmillConfig,
     bright: float | None,
     pitch: float | None = None,
+    image_tilt: float | None = None,
 ) -> _Frame:
     w, h = frame_wh
     p = pose.xy.astype(np.float64) * np.array([w, h], np.float64)
@@ -458,7 +467,7 @@ def _measure(
     seen = (pose.visibility >= cfg.min_visibility) & inside
     groups = ((NOSE, L_EAR, R_EAR), (L_SHOULDER, R_SHOULDER), (L_HIP, R_HIP), (L_KNEE, R_KNEE), FOOT_POINTS)
     full = all(bool(seen[list(g)].any()) for g in groups)
-    return _Frame(t, p, vis, hip, shoulder, torso, leg, hip_width, full, bright, pitch)
+    return _Frame(t, p, vis, hip, shoulder, torso, leg, hip_width, full, bright, pitch, image_tilt)
 
 
 def _usable(pose: Pose | None, cfg: TreadmillConfig) -> bool:
@@ -565,6 +574,11 @@ def _calibrate(
         source, rear = "config", 1  # "auto" in front/back view: the phone stands at the console end
 
     brightness = [f.brightness for f in frames if f.brightness is not None]
+    # The phone's tilt: its sensor's readings, else the image's (a phone that sends none)
+    tilts = [f.pitch for f in frames if f.pitch is not None]
+    source_of_tilt: Literal["sensor", "image"] = "sensor"
+    if not tilts:
+        tilts, source_of_tilt = [f.image_tilt for f in frames if f.image_tilt is not None], "image"
     cal = Calibration(
         frame_wh=frame_wh,
         view=view,
@@ -590,9 +604,8 @@ def _calibrate(
         left_warn_bh=0.0,
         right_warn_bh=0.0,
         brightness=float(np.median(brightness)) if brightness else None,
-        phone_pitch_deg=float(np.median(pitches))
-        if (pitches := [f.pitch for f in frames if f.pitch is not None])
-        else None,
+        phone_pitch_deg=float(np.median(tilts)) if tilts else None,
+        phone_pitch_source=source_of_tilt if tilts else None,
     )
     tracker = _Extents(cfg)
     extents: dict[Direction, list[float]] = {d: [] for d in DIRECTIONS}
@@ -645,7 +658,7 @@ def _ground_depth(f: _Frame, cal: Calibration) -> float | None:
     understates it); feet at or above the horizon carry no depth."""
     g0, g = cal.below_horizon(cal.ground_px), cal.below_horizon(_lowest_foot(f, -np.array(cal.up_xy)))
     floor = 0.05 * max(cal.frame_wh)
-    if g0 < floor or g < floor:
+    if g0 is None or g is None or g0 < floor or g < floor:
         return None
     return cal.camera_distance_bh * (g0 / g - 1.0)
 
@@ -935,9 +948,11 @@ class TreadmillMonitor:
         frame_wh: tuple[int, int],
         brightness: float | None = None,
         pitch_deg: float | None = None,
+        image_tilt_deg: float | None = None,
     ) -> TreadmillState:
         """One frame: the walker's pose (None: not found), the frame's mean luma, and the phone's camera
-        elevation from its tilt sensor when the phone sends it (degrees up)."""
+        elevation from its tilt sensor when the phone sends it (degrees up). `image_tilt_deg`: for a phone
+        that sends none, its elevation as read from the image (vision/tilt.py), used while calibrating."""
         cfg = self.config
         t = max(timestamp_ms / 1000.0, self._last_t + 1e-3)
         dt = min(max(t - self._last_t, 0.0), 0.5) if math.isfinite(self._last_t) else 0.0
@@ -955,7 +970,7 @@ class TreadmillMonitor:
             hazards.append(Hazard("too_dark", "advisory", text="Too dark. Turn on a light"))
 
         frame = (
-            _measure(pose, t, frame_wh, cfg, brightness, pitch_deg)
+            _measure(pose, t, frame_wh, cfg, brightness, pitch_deg, image_tilt_deg)
             if pose is not None and _usable(pose, cfg)
             else None
         )
@@ -1244,8 +1259,8 @@ class TreadmillMonitor:
         of a degree, a knock turns it by degrees at once (the image's ground line needs a second to say so,
         and the feet in view). A phone that stops reporting changes nothing."""
         cfg = self.config
-        if cal.phone_pitch_deg is None or pitch_deg is None:
-            return
+        if cal.phone_pitch_deg is None or cal.phone_pitch_source == "image" or pitch_deg is None:
+            return  # a tilt read from the image is not the sensor's (an assumed focal length)
         if abs(pitch_deg - cal.phone_pitch_deg) <= cfg.moved_pitch_deg:
             self._tilted_since = None
             return
@@ -1267,8 +1282,10 @@ class TreadmillMonitor:
         self._size_ratio.add(f.t, self._scale_ratio)
         ground = cal.below_horizon(float(np.median(self._ground.since(-math.inf))))
         k = float(np.median(self._size_ratio.since(-math.inf)))
-        expected = k * cal.below_horizon(cal.ground_px)  # pinhole: depth scales about the horizon
-        off = abs(ground - expected) / cal.body_height_px > cfg.moved_ground_bh
+        ground0 = cal.below_horizon(cal.ground_px)
+        off = False
+        if ground is not None and ground0 is not None:  # pinhole: depth scales about the horizon
+            off = abs(ground - k * ground0) / cal.body_height_px > cfg.moved_ground_bh
         if cal.view == "front_back":
             ankles = (f.p[L_ANKLE] + f.p[R_ANKLE]) / 2
             self._tilt.add(f.t, _angle_deg(f.shoulder - ankles, up))
