@@ -21,8 +21,9 @@ How real footage becomes events with known timing
 - The phones' tilt: the side clip's phone looks up by about 12 deg (the room's vertical edges meet 3,850 px
   above its 1280 px frame, at the assumed focal length), the squats' phone is level to within 1.5 deg. The
   tilt sensor reports that elevation with every frame (0.2 deg of noise), as a phone on a stand would.
-  `--no-tilt`: no tilt at all, the phone taken as level (the monitor is run directly, so the product's
-  reading of the tilt from the room's vertical edges, vision/tilt.py, is not part of this evaluation).
+  `--no-tilt`: no tilt at all, the phone taken as level. `--image-tilt`: no sensor; the tilt read from the
+  rendered frames' vertical edges while the monitor calibrates (vision/tilt.py, one frame in five, the
+  median so far), as the product does for a phone that sends none.
 - Metric scale: the walker is 1.75 m tall; their height in pixels is measured on the untouched frames with
   the anthropometric rule the monitor uses (shoulder-to-ankle segments are 0.78 of stature). D0 comes from
   the same pinhole assumption (focal length 0.75 of the long side), which also measured the clips' tilt.
@@ -77,6 +78,7 @@ sys.path.insert(0, str(ROOT))
 
 from vision.alerts import AlertPolicy  # noqa: E402
 from vision.pose import PoseEstimator  # noqa: E402
+from vision.tilt import elevation_in_frame  # noqa: E402
 from vision.treadmill import TreadmillConfig, TreadmillMonitor, mean_luma  # noqa: E402
 from vision.types import Pose  # noqa: E402
 from vision.walker import select_walker  # noqa: E402
@@ -93,6 +95,7 @@ SOURCE_ELEVATION_DEG = {"side": 12.0, "front": 1.0}
 CALIBRATION_S = 3.0
 FOOT_POINTS = [27, 28, 29, 30, 31, 32]
 EDGE_KINDS = ("edge_back", "edge_front", "edge_side")
+IMAGE_TILT_S = 6.0  # frames read for the tilt (`--image-tilt`): calibration takes 3 s, longer if interrupted
 Matrix = np.ndarray  # (3, 3) in homogeneous form: affine, or a homography
 
 
@@ -488,8 +491,10 @@ def extract(job: tuple[Scenario, SourceInfo, Geometry, float]) -> dict[str, np.n
     """Render a sequence and find the walker in every frame, as the pipeline does (one pose, walker gate)."""
     s, src, geo, fps = job
     est = PoseEstimator()
-    log: dict[str, list[Any]] = {"t_ms": [], "xy": [], "vis": [], "ok": [], "luma": [], "wh": []}
-    for t in s.frame_times(src, fps):
+    log: dict[str, list[Any]] = {
+        "t_ms": [], "xy": [], "vis": [], "ok": [], "luma": [], "wh": [], "image_tilt": []
+    }  # fmt: skip
+    for k, t in enumerate(s.frame_times(src, fps)):
         bgr = render(s, t, src, geo)
         ms = round(t * 1000)
         people = est.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), ms)
@@ -501,6 +506,9 @@ def extract(job: tuple[Scenario, SourceInfo, Geometry, float]) -> dict[str, np.n
         log["vis"].append(pose.visibility if pose is not None else np.zeros(33, np.float32))
         log["luma"].append(mean_luma(bgr))
         log["wh"].append((bgr.shape[1], bgr.shape[0]))
+        # What the product reads from the frame while calibrating when the phone sends no tilt (one in five)
+        tilt = elevation_in_frame(bgr, pose, FOCAL_LONG_SIDE) if t < IMAGE_TILT_S and k % 5 == 0 else None
+        log["image_tilt"].append(math.nan if tilt is None else tilt)
     est.close()
     return {k: np.array(v) for k, v in log.items()}
 
@@ -517,10 +525,14 @@ def tilt_at(s: Scenario, t: float, src: SourceInfo, rng: np.random.Generator) ->
 
 
 def monitor_run(
-    log: dict[str, np.ndarray], cfg_kwargs: dict[str, Any], tilt: Callable[[float], float] | None = None
+    log: dict[str, np.ndarray],
+    cfg_kwargs: dict[str, Any],
+    tilt: Callable[[float], float] | None = None,
+    image_tilt: bool = False,
 ) -> dict[str, Any]:
     """The monitor and the shared alert policy over one sequence's poses; `tilt(t)`: the phone's tilt
-    reading with each frame (None: a phone without the sensor)."""
+    reading with each frame (None: a phone without the sensor). `image_tilt`: without the sensor, the tilt
+    read from the frames while the monitor calibrates, the median so far, as vision.pipeline does."""
     monitor = TreadmillMonitor(TreadmillConfig(**cfg_kwargs))
     policy = AlertPolicy()
     hazards: list[tuple[float, str, str]] = []
@@ -528,14 +540,19 @@ def monitor_run(
     cost_ms: list[float] = []
     calibrated_at = None
     state = None
+    read: list[float] = []
     for k, ms in enumerate(log["t_ms"].tolist()):
         t = ms / 1000
         pose = (
             Pose(log["xy"][k].astype(np.float32), log["vis"][k].astype(np.float32)) if log["ok"][k] else None
         )
         wh = (int(log["wh"][k][0]), int(log["wh"][k][1]))
+        if image_tilt and monitor.calibration is None and math.isfinite(log["image_tilt"][k]):
+            read.append(float(log["image_tilt"][k]))
+        from_image = float(np.median(read)) if read and monitor.calibration is None else None
         t0 = time.perf_counter()
-        state = monitor.update(pose, ms, wh, float(log["luma"][k]), tilt(t) if tilt is not None else None)
+        pitch = tilt(t) if tilt is not None else None
+        state = monitor.update(pose, ms, wh, float(log["luma"][k]), pitch, from_image)
         cost_ms.append((time.perf_counter() - t0) * 1000)
         if calibrated_at is None and not state.calibrating:
             calibrated_at = t
@@ -677,10 +694,16 @@ def main() -> int:
     ap.add_argument("--json", help="also write rows and summary here")
     ap.add_argument("--dump", default="", help="save each sequence's poses here (npz) to replay the monitor")
     ap.add_argument("--replay", default="", help="rerun only the monitor on poses saved by --dump")
-    ap.add_argument(
+    tilt = ap.add_mutually_exclusive_group()
+    tilt.add_argument(
         "--no-tilt",
         action="store_true",
         help="no tilt at all (neither the phone's sensor nor the image's reading): a level phone",
+    )
+    tilt.add_argument(
+        "--image-tilt",
+        action="store_true",
+        help="no tilt sensor: the tilt read from the frames while calibrating, as the product does",
     )
     ap.add_argument(
         "--config", default="{}", help="TreadmillConfig fields as JSON, e.g. '{\"lookahead_s\": 0.2}'"
@@ -697,6 +720,9 @@ def main() -> int:
         saved = json.loads((Path(args.replay) / "sources.json").read_text())
         srcs = {n: SourceInfo(**{**saved[n], "wh": tuple(saved[n]["wh"])}) for n in SOURCES}
         logs = [dict(np.load(Path(args.replay) / file_name(s))) for s in todo]
+        if args.image_tilt and any("image_tilt" not in log for log in logs):
+            print(f"{args.replay}: saved before the image's tilt readings; --dump again", file=sys.stderr)
+            return 2
     else:
         with mp.get_context("spawn").Pool(max(1, min(args.jobs, 2))) as pool:
             srcs = dict(zip(SOURCES, pool.map(source_info, list(SOURCES)), strict=True))
@@ -713,8 +739,9 @@ def main() -> int:
     for s, log in zip(todo, logs, strict=True):
         src = srcs[s.source]
         rng = np.random.default_rng(len(rows))
-        tilt = None if args.no_tilt else (lambda t, s=s, src=src, rng=rng: tilt_at(s, t, src, rng))
-        res = monitor_run(log, {**cfg, **s.config}, tilt)
+        sensor = not (args.no_tilt or args.image_tilt)
+        tilt = (lambda t, s=s, src=src, rng=rng: tilt_at(s, t, src, rng)) if sensor else None
+        res = monitor_run(log, {**cfg, **s.config}, tilt, args.image_tilt)
         cost += res.pop("monitor_ms")
         rows.append(score(s, truth_time(s, src, geometry(s, src, args.fps), args.fps), res))
     summary = summarise(rows, cost)

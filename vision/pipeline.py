@@ -16,7 +16,7 @@ from vision.drill import DrillHazard, drill_hazards
 from vision.ground import GroundConfig, GroundTracker
 from vision.obstacles import PathConfig, PathResult, PathWatcher
 from vision.pose import PoseEstimator
-from vision.tilt import elevation_from_verticals
+from vision.tilt import elevation_in_frame
 from vision.treadmill import Calibration, TreadmillConfig, TreadmillMonitor, mean_luma
 from vision.types import L_SHOULDER, R_SHOULDER, Analysis, Hazard, Pose
 from vision.walker import select_walker
@@ -252,19 +252,7 @@ class Pipeline:
         if self._treadmill.calibration is not None:
             return None
         if self._image_tilt_frames % max(1, self.config.image_tilt_every) == 0:
-            h, w = bgr.shape[:2]
-            scale = min(1.0, 640 / max(w, h))
-            gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-            if scale < 1.0:
-                gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-            box = None
-            if walker is not None:
-                x0, y0, x1, y1 = walker.bbox_xyxy(0.0)
-                mx, my = 0.1 * (x1 - x0), 0.05 * (y1 - y0)
-                gh, gw = gray.shape[:2]
-                box = ((x0 - mx) * gw, (y0 - my) * gh, (x1 + mx) * gw, (y1 + my) * gh)
-            focal = self._treadmill.config.focal_long_side * max(gray.shape[:2])
-            reading = elevation_from_verticals(np.asarray(gray, dtype=np.uint8), focal, box)
+            reading = elevation_in_frame(bgr, walker, self._treadmill.config.focal_long_side)
             if reading is not None:
                 self._image_tilts.append(reading)
         self._image_tilt_frames += 1

@@ -19,12 +19,35 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from vision.types import Pose
+
 # a segment this near the image's vertical may be a world vertical (a phone rolled further gives no reading)
 NEAR_VERTICAL_DEG = 12.0
 MIN_LENGTH_SHARE = 0.06  # of the frame's long side: shorter segments are texture
 MIN_SEGMENTS = 6  # agreeing segments for an answer
 AGREE_DEG = 1.0  # a segment agrees when it points at the vanishing point within this
 MAX_TILT_DEG = 35.0  # a phone tipped further than this is not on a stand filming a body
+MAX_LONG_SIDE_PX = 640  # frames are read at most this large (the segment detector's cost grows with area)
+
+
+def elevation_in_frame(
+    bgr: npt.NDArray[np.uint8], walker: Pose | None, focal_long_side: float
+) -> float | None:
+    """`elevation_from_verticals` on a colour frame, at most `MAX_LONG_SIDE_PX` on its long side, with the
+    walker's box (a tenth wider, a twentieth taller) left out; `focal_long_side`: the focal length over the
+    frame's long side."""
+    h, w = bgr.shape[:2]
+    scale = min(1.0, MAX_LONG_SIDE_PX / max(w, h))
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    if scale < 1.0:
+        gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    gh, gw = gray.shape[:2]
+    box = None
+    if walker is not None:
+        x0, y0, x1, y1 = walker.bbox_xyxy(0.0)
+        mx, my = 0.1 * (x1 - x0), 0.05 * (y1 - y0)
+        box = ((x0 - mx) * gw, (y0 - my) * gh, (x1 + mx) * gw, (y1 + my) * gh)
+    return elevation_from_verticals(np.asarray(gray, dtype=np.uint8), focal_long_side * max(gw, gh), box)
 
 
 def elevation_from_verticals(
