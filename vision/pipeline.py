@@ -51,7 +51,7 @@ class PipelineConfig:
     # 15 Hz it keeps up, and hazards a frame old are 33 ms old.
     path_interval_ms: int = 60
     # Treadmill mode, a phone that sends no tilt: its tilt is read from the room's vertical edges on one frame
-    # in this many while the monitor calibrates (vision.tilt; about 10-15 ms a reading at 640 px)
+    # in this many while the monitor calibrates (vision.tilt; 10-20 ms a reading at 640 px)
     image_tilt_every: int = 5
 
 
