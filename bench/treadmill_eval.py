@@ -22,8 +22,8 @@ How real footage becomes events with known timing
   above its 1280 px frame, at the assumed focal length), the squats' phone is level to within 1.5 deg. The
   tilt sensor reports that elevation with every frame (0.2 deg of noise), as a phone on a stand would.
   `--no-tilt`: no tilt at all, the phone taken as level. `--image-tilt`: no sensor; the tilt read from the
-  rendered frames' vertical edges while the monitor calibrates (vision/tilt.py, one frame in five, the
-  median so far), as the product does for a phone that sends none.
+  rendered frames' vertical edges while the monitor calibrates (vision/tilt.py, one frame in five; the
+  calibration keeps their median), as the product does for a phone that sends none.
 - Metric scale: the walker is 1.75 m tall; their height in pixels is measured on the untouched frames with
   the anthropometric rule the monitor uses (shoulder-to-ankle segments are 0.78 of stature). D0 comes from
   the same pinhole assumption (focal length 0.75 of the long side), which also measured the clips' tilt.
@@ -77,6 +77,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vision.alerts import AlertPolicy  # noqa: E402
+from vision.pipeline import PipelineConfig  # noqa: E402
 from vision.pose import PoseEstimator  # noqa: E402
 from vision.tilt import elevation_in_frame  # noqa: E402
 from vision.treadmill import TreadmillConfig, TreadmillMonitor, mean_luma  # noqa: E402
@@ -506,8 +507,9 @@ def extract(job: tuple[Scenario, SourceInfo, Geometry, float]) -> dict[str, np.n
         log["vis"].append(pose.visibility if pose is not None else np.zeros(33, np.float32))
         log["luma"].append(mean_luma(bgr))
         log["wh"].append((bgr.shape[1], bgr.shape[0]))
-        # What the product reads from the frame while calibrating when the phone sends no tilt (one in five)
-        tilt = elevation_in_frame(bgr, pose, FOCAL_LONG_SIDE) if t < IMAGE_TILT_S and k % 5 == 0 else None
+        # What the pipeline reads from the frame while calibrating when the phone sends no tilt
+        read = t < IMAGE_TILT_S and k % PipelineConfig.image_tilt_every == 0
+        tilt = elevation_in_frame(bgr, pose, FOCAL_LONG_SIDE) if read else None
         log["image_tilt"].append(math.nan if tilt is None else tilt)
     est.close()
     return {k: np.array(v) for k, v in log.items()}
@@ -532,7 +534,7 @@ def monitor_run(
 ) -> dict[str, Any]:
     """The monitor and the shared alert policy over one sequence's poses; `tilt(t)`: the phone's tilt
     reading with each frame (None: a phone without the sensor). `image_tilt`: without the sensor, the tilt
-    read from the frames while the monitor calibrates, the median so far, as vision.pipeline does."""
+    read from the frames (`extract`), handed to the monitor as vision.pipeline does."""
     monitor = TreadmillMonitor(TreadmillConfig(**cfg_kwargs))
     policy = AlertPolicy()
     hazards: list[tuple[float, str, str]] = []
@@ -540,16 +542,14 @@ def monitor_run(
     cost_ms: list[float] = []
     calibrated_at = None
     state = None
-    read: list[float] = []
     for k, ms in enumerate(log["t_ms"].tolist()):
         t = ms / 1000
         pose = (
             Pose(log["xy"][k].astype(np.float32), log["vis"][k].astype(np.float32)) if log["ok"][k] else None
         )
         wh = (int(log["wh"][k][0]), int(log["wh"][k][1]))
-        if image_tilt and monitor.calibration is None and math.isfinite(log["image_tilt"][k]):
-            read.append(float(log["image_tilt"][k]))
-        from_image = float(np.median(read)) if read and monitor.calibration is None else None
+        reading = float(log["image_tilt"][k]) if image_tilt else math.nan
+        from_image = reading if math.isfinite(reading) and monitor.calibration is None else None
         t0 = time.perf_counter()
         pitch = tilt(t) if tilt is not None else None
         state = monitor.update(pose, ms, wh, float(log["luma"][k]), pitch, from_image)

@@ -929,22 +929,35 @@ class _OnePose:
         pass
 
 
-def test_the_pipeline_reads_the_tilt_from_the_image_only_while_calibrating_without_a_sensor() -> None:
+def test_the_pipeline_reads_the_tilt_from_the_image_only_while_calibrating_without_a_sensor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Treadmill mode through the pipeline: a phone that sends no tilt has it read from the room's vertical
     edges while calibrating, and the calibration keeps it as the image's (never compared with a sensor's);
     once calibrated nothing more is read; recalibrating reads it afresh; a phone that sends its tilt is
     taken at its word, and the image is not read."""
+    import vision.pipeline
     from vision.pipeline import Pipeline, PipelineConfig
 
+    reads: list[float | None] = []
+    real = vision.pipeline.elevation_in_frame
+
+    def counted(*args: object) -> float | None:
+        reads.append(real(*args))  # type: ignore[arg-type]
+        return reads[-1]
+
+    monkeypatch.setattr(vision.pipeline, "elevation_in_frame", counted)
     body = backward_walker()
     room = cv2.cvtColor(_verticals_seen_from(12.0), cv2.COLOR_GRAY2BGR)
     assert room.shape[1::-1] == body.frame_wh
 
-    def calibrate(pipe: Pipeline, pitch: float | None, t0: float = 0.0) -> Calibration:
+    def calibrate(
+        pipe: Pipeline, pitch: float | None, t0: float = 0.0, seen: np.ndarray = room
+    ) -> Calibration:
         t = t0
         while pipe._treadmill is not None and pipe._treadmill.calibration is None and t < t0 + 6.0:
             pipe._estimator = _OnePose(replace(body, gait_phase=t / 1.1).pose())  # type: ignore[assignment]
-            pipe.process(room, round(t * 1000), pitch)
+            pipe.process(seen, round(t * 1000), pitch)
             t += 1 / FPS
         assert pipe._treadmill is not None and pipe._treadmill.calibration is not None
         return pipe._treadmill.calibration
@@ -953,24 +966,27 @@ def test_the_pipeline_reads_the_tilt_from_the_image_only_while_calibrating_witho
     cal = calibrate(pipe, None)
     assert cal.phone_pitch_source == "image"
     assert cal.phone_pitch_deg == pytest.approx(12.0, abs=1.0)
-    readings = len(pipe._image_tilts)
+    readings = len(reads)
     assert readings >= 5
     for k in range(10):
         pipe.process(room, 10_000 + k * 67)
-    assert len(pipe._image_tilts) == readings  # calibrated: nothing more is read
+    assert len(reads) == readings  # calibrated: nothing more is read
     # a sensor that starts reporting later is not compared with the image's tilt (an assumed focal length)
     image_cal = cal
     for i in range(10):
         pipe.process(room, 11_000 + i * 67, image_cal.phone_pitch_deg + 10.0)
     assert pipe._treadmill is not None and not pipe._treadmill._moved
-    pipe.recalibrate()
-    assert pipe._image_tilts == []
-    assert calibrate(pipe, None, t0=12.0).phone_pitch_source == "image"
+    pipe.recalibrate()  # the phone put elsewhere, looking down: only the new readings count
+    down = cv2.cvtColor(_verticals_seen_from(-8.0), cv2.COLOR_GRAY2BGR)
+    again = calibrate(pipe, None, t0=12.0, seen=down)
+    assert again.phone_pitch_source == "image"
+    assert again.phone_pitch_deg == pytest.approx(-8.0, abs=1.0)
 
     told = Pipeline(PipelineConfig(mode="treadmill"), estimator=_OnePose(body.pose()))  # type: ignore[arg-type]
+    before = len(reads)
     cal = calibrate(told, -4.0)
     assert (cal.phone_pitch_source, cal.phone_pitch_deg) == ("sensor", -4.0)
-    assert told._image_tilts == []
+    assert len(reads) == before  # the image is not read
     for i in range(10):  # the sensor's own tilt, 10 deg off: a moved phone
         told.process(room, 11_000 + i * 67, 6.0)
     assert told._treadmill is not None and told._treadmill._moved

@@ -120,8 +120,7 @@ class Pipeline:
             if self.config.mode == "treadmill"
             else None
         )
-        self._image_tilts: list[float] = []  # treadmill: readings of the phone's tilt from the image
-        self._image_tilt_frames = 0
+        self._image_tilt_frames = 0  # treadmill: calibrating frames seen (one in `image_tilt_every` is read)
 
     def process_jpeg(self, data: bytes, timestamp_ms: int, pitch_deg: float | None = None) -> Analysis:
         t0 = time.perf_counter()
@@ -244,19 +243,16 @@ class Pipeline:
 
     def _tilt_from_image(self, bgr: npt.NDArray[np.uint8], walker: Pose | None) -> float | None:
         """Treadmill mode, a phone that does not send its tilt, while the monitor calibrates (the phone on
-        its stand stands still): the tilt from the room's vertical edges (`vision.tilt`, on one frame in
-        `image_tilt_every`, at most 640 px on the long side, the walker's limbs left out), the median of the
-        readings so far; None without any, and once calibrated (the calibration keeps it). The feet's ground
-        line then reads depth as with the phone's own tilt (`Calibration.below_horizon`)."""
+        its stand stands still): on one frame in `image_tilt_every`, the tilt read from the room's vertical
+        edges (`vision.tilt`: at most 640 px on the long side, the walker's limbs left out); else None. The
+        monitor keeps the readings with its calibration frames and calibrates with their median."""
         assert self._treadmill is not None
         if self._treadmill.calibration is not None:
             return None
-        if self._image_tilt_frames % max(1, self.config.image_tilt_every) == 0:
-            reading = elevation_in_frame(bgr, walker, self._treadmill.config.focal_long_side)
-            if reading is not None:
-                self._image_tilts.append(reading)
-        self._image_tilt_frames += 1
-        return float(np.median(self._image_tilts)) if self._image_tilts else None
+        frame, self._image_tilt_frames = self._image_tilt_frames, self._image_tilt_frames + 1
+        if frame % max(1, self.config.image_tilt_every):
+            return None
+        return elevation_in_frame(bgr, walker, self._treadmill.config.focal_long_side)
 
     def _drill_t(self, timestamp_ms: int) -> float:
         return (timestamp_ms - (self._first_ms if self._first_ms is not None else timestamp_ms)) / 1000.0
@@ -272,8 +268,6 @@ class Pipeline:
         with self._lock:
             if self._treadmill is not None:
                 self._treadmill.recalibrate()
-                self._image_tilts.clear()  # the phone may have been moved: its tilt is read afresh
-                self._image_tilt_frames = 0
 
     def close(self) -> None:
         with self._lock:

@@ -952,7 +952,8 @@ class TreadmillMonitor:
     ) -> TreadmillState:
         """One frame: the walker's pose (None: not found), the frame's mean luma, and the phone's camera
         elevation from its tilt sensor when the phone sends it (degrees up). `image_tilt_deg`: for a phone
-        that sends none, its elevation as read from the image (vision/tilt.py), used while calibrating."""
+        that sends none, a reading of its elevation from the image (vision/tilt.py), on the frames it was
+        read on: calibration takes the median of the readings on its own frames."""
         cfg = self.config
         t = max(timestamp_ms / 1000.0, self._last_t + 1e-3)
         dt = min(max(t - self._last_t, 0.0), 0.5) if math.isfinite(self._last_t) else 0.0
