@@ -134,9 +134,9 @@ def cmd_realtime(args: argparse.Namespace, clips: list[Path], opts: ReplayOption
         out = Path(args.out) if args.out and len(clips) == 1 else Path(args.out or "replay") / clip.stem
         try:
             info = probe(clip, opts.fps)
-            _, pitch_deg = sensor_readings(clip, info, opts)  # the phone's tilt, as the page sends it
-            live = asyncio.run(stream_clip(info, args.server, pitch_deg))
-            row = replay_clip(clip, out, opts, live=live)
+            sensors = sensor_readings(clip, info, opts)  # the phone's tilt, as the page sends it
+            live = asyncio.run(stream_clip(info, args.server, sensors[1]))
+            row = replay_clip(clip, out, opts, live=live, sensors=sensors)
         except ClipError as exc:
             print(f"rearguard: {exc}", file=sys.stderr)
             status = 2

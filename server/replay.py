@@ -517,19 +517,24 @@ def check_labels(labels: dict[str, Any], events: list[dict[str, Any]]) -> dict[s
 
 
 def replay_clip(
-    clip: Path, out_dir: Path, opts: ReplayOptions, live: dict[str, Any] | None = None
+    clip: Path,
+    out_dir: Path,
+    opts: ReplayOptions,
+    live: dict[str, Any] | None = None,
+    sensors: tuple[Path | None, list[float | None] | None] | None = None,
 ) -> dict[str, Any]:
     """Replay one clip offline into `out_dir`. Returns the summary row; raises ClipError on bad input.
 
     With `live` (what a running server answered when the same clip was streamed to it), also writes
-    `live.json` and sets the two timelines side by side in the report."""
+    `live.json` and sets the two timelines side by side in the report. `sensors`: the clip's tilt log as
+    `sensor_readings` already read it (the stream sent the same readings), else it is read here."""
     if opts.mode not in MODES:
         raise ClipError(f"--mode must be one of {', '.join(MODES)}, got {opts.mode!r}")
     calibration = load_calibration(opts.calibration) if opts.calibration else None
     info = probe(clip, opts.fps)
     labels_file = _given_or_beside(opts.labels, labels_path_for(clip))
     labels = load_labels(labels_file) if labels_file else None
-    sensors_file, pitch_deg = sensor_readings(clip, info, opts)
+    sensors_file, pitch_deg = sensors if sensors is not None else sensor_readings(clip, info, opts)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     sink: VideoSink | None = None
