@@ -83,16 +83,15 @@ def elevation_from_verticals(
     along = seg[:, 2:] - seg[:, :2]
     along /= np.linalg.norm(along, axis=1, keepdims=True)
     use = np.ones(len(seg), bool)
-    vp = np.zeros(3)
     for _ in range(6):  # least squares, then again without the segments that point elsewhere
         vp = np.linalg.svd(lines[use])[2][-1]
-        off = _angle_off(vp, mid, along)
+        off = _angle_off(vp, mid, along)  # each segment's, from the vanishing point found last
         worst = np.percentile(off[use], 80)
         nxt = off <= max(worst, math.radians(AGREE_DEG))
         if np.array_equal(nxt, use) or nxt.sum() < MIN_SEGMENTS:
             break
         use = nxt
-    agree = _angle_off(vp, mid, along) <= math.radians(AGREE_DEG)
+    agree = off <= math.radians(AGREE_DEG)
     if agree.sum() < MIN_SEGMENTS or agree.sum() < 0.5 * len(seg):
         return None
     _, py, pz = vp

@@ -295,6 +295,12 @@ class Calibration:
     def warn(self, d: Direction) -> float:
         return float(getattr(self, f"{d}_warn_bh"))
 
+    @property
+    def focal_px(self) -> float:
+        """The assumed focal length in the analysed frame's pixels (`camera_distance_bh` is it over the
+        body's height)."""
+        return self.camera_distance_bh * self.body_height_px
+
     def below_horizon(self, down_px: float) -> float | None:
         """How far a point lies below the horizon (px, along the body's down axis; `down_px` is its position
         projected on that axis) in the frame of a level camera at the phone's place. Without the phone's tilt
@@ -307,9 +313,8 @@ class Calibration:
         offset = float(down_px) - float(np.dot(np.array(self.frame_wh, np.float64) / 2, down))
         if self.phone_pitch_deg is None:
             return offset
-        focal = self.camera_distance_bh * self.body_height_px  # as calibrated: focal_px / body_px * body_px
-        angle = math.atan2(offset, focal) - math.radians(self.phone_pitch_deg)
-        return focal * math.tan(angle) if abs(angle) <= math.radians(80.0) else None
+        angle = math.atan2(offset, self.focal_px) - math.radians(self.phone_pitch_deg)
+        return self.focal_px * math.tan(angle) if abs(angle) <= math.radians(80.0) else None
 
     def faces_back(self) -> bool:
         """Does the walker, as calibrated, face the back end (walk backwards on a normal belt)?"""
@@ -468,6 +473,12 @@ def _measure(
     groups = ((NOSE, L_EAR, R_EAR), (L_SHOULDER, R_SHOULDER), (L_HIP, R_HIP), (L_KNEE, R_KNEE), FOOT_POINTS)
     full = all(bool(seen[list(g)].any()) for g in groups)
     return _Frame(t, p, vis, hip, shoulder, torso, leg, hip_width, full, bright, pitch, image_tilt)
+
+
+def _held_since(since: float | None, holds: bool, t: float) -> float | None:
+    """When a condition that holds at `t` began to hold (`since`, or `t` if it starts now); None while it
+    does not hold."""
+    return (t if since is None else since) if holds else None
 
 
 def _usable(pose: Pose | None, cfg: TreadmillConfig) -> bool:
@@ -987,10 +998,7 @@ class TreadmillMonitor:
         self._last_seen = t
 
         partial = not frame.full
-        if partial:
-            self._partial_since = self._partial_since if self._partial_since is not None else t
-        else:
-            self._partial_since = None
+        self._partial_since = _held_since(self._partial_since, partial, t)
         show_partial = self._partial_since is not None and t - self._partial_since >= cfg.partial_hold_s
         if show_partial:
             hazards.append(Hazard("partial_view", "advisory", text="Move so your whole body is in view"))
@@ -1262,11 +1270,9 @@ class TreadmillMonitor:
         cfg = self.config
         if cal.phone_pitch_deg is None or cal.phone_pitch_source == "image" or pitch_deg is None:
             return  # a tilt read from the image is not the sensor's (an assumed focal length)
-        if abs(pitch_deg - cal.phone_pitch_deg) <= cfg.moved_pitch_deg:
-            self._tilted_since = None
-            return
-        self._tilted_since = self._tilted_since if self._tilted_since is not None else t
-        if t - self._tilted_since >= cfg.moved_pitch_hold_s:
+        away = abs(pitch_deg - cal.phone_pitch_deg) > cfg.moved_pitch_deg
+        self._tilted_since = _held_since(self._tilted_since, away, t)
+        if self._tilted_since is not None and t - self._tilted_since >= cfg.moved_pitch_hold_s:
             self._moved = True
 
     def _check_moved(self, f: _Frame, cal: Calibration, frame_wh: tuple[int, int]) -> None:
@@ -1291,11 +1297,8 @@ class TreadmillMonitor:
             ankles = (f.p[L_ANKLE] + f.p[R_ANKLE]) / 2
             self._tilt.add(f.t, _angle_deg(f.shoulder - ankles, up))
             off |= abs(float(np.median(self._tilt.since(-math.inf)))) > cfg.moved_tilt_deg
-        if not off:
-            self._moved_since = None
-            return
-        self._moved_since = self._moved_since if self._moved_since is not None else f.t
-        if f.t - self._moved_since >= cfg.moved_hold_s:
+        self._moved_since = _held_since(self._moved_since, off, f.t)
+        if self._moved_since is not None and f.t - self._moved_since >= cfg.moved_hold_s:
             self._moved = True
 
     # -- output
