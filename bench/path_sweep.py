@@ -61,7 +61,7 @@ from vision.ground import GroundConfig  # noqa: E402
 from vision.obstacles import PathConfig  # noqa: E402
 from vision.pipeline import Pipeline, decode_jpeg  # noqa: E402
 from vision.scenario import stepping_pose  # noqa: E402
-from vision.sensors import load_pitch, scene_sensor_log  # noqa: E402
+from vision.sensors import load_pitch, scene_sensor_log, sensors_path_for  # noqa: E402
 from vision.types import Analysis, Pose  # noqa: E402
 
 Masks = list[tuple[bytes, tuple[int, ...]] | None]
@@ -168,7 +168,7 @@ def run_scene(
             speeds.append(float(a.path["walker_speed_mps"]))
 
     # The replay's own loop; the cache holds the JPEGs as sent, not decoded frames (no video drawn here).
-    log = scene / "clip.sensors.json"  # the scene's own log; scenes rendered before logs get one made alike
+    log = sensors_path_for(scene / "clip.mp4")  # scenes rendered before logs get one made alike
     pitch = (load_pitch(log) if log.is_file() else scene_sensor_log(truth)["pitch_deg"]) if sensor else None
     events, cols, _ = run_frames(
         pipeline,

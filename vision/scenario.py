@@ -35,8 +35,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from vision.sensors import scene_sensor_log
+from vision.sensors import scene_sensor_log, sensors_path_for
 from vision.types import L_TOE, R_TOE, Pose, Side, Tier
+
+SENSORS_NAME = sensors_path_for(Path("clip.mp4")).name  # the tilt log written beside each clip
 
 logger = logging.getLogger(__name__)
 
@@ -2242,7 +2244,7 @@ def replaceable(out_dir: Path) -> bool:
     names = {p.name for p in out_dir.iterdir()}
     if not names:
         return True
-    if not names <= {"clip.mp4", "truth.json", "clip.sensors.json"} or "truth.json" not in names:
+    if not names <= {"clip.mp4", "truth.json", SENSORS_NAME} or "truth.json" not in names:
         return False
     try:
         return bool(
@@ -2282,7 +2284,7 @@ def render(spec: ScenarioSpec, out_dir: Path, clips_dir: Path | None = None) -> 
         (tmp / "truth.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         # what the phone's tilt sensor would have reported with each frame, as a live page sends it
         sensors = json.dumps(scene_sensor_log(doc), separators=(",", ":"))
-        (tmp / "clip.sensors.json").write_text(sensors + "\n", encoding="utf-8")
+        (tmp / SENSORS_NAME).write_text(sensors + "\n", encoding="utf-8")
         tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
