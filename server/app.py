@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import io
 import logging
@@ -56,6 +57,18 @@ class SessionCreated(BaseModel):
     walker_url: str
     solo_url: str
     ws: dict[str, str] = Field(description="WebSocket paths for each role; add ?token=")
+
+
+@functools.lru_cache(maxsize=64)
+def qr_svg_bytes(data: str) -> bytes:
+    """A QR code of `data` as SVG."""
+    import qrcode
+    import qrcode.image.svg
+
+    img = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
+    buf = io.BytesIO()
+    img.save(buf)
+    return buf.getvalue()
 
 
 def base_url(settings: Settings, request: Request) -> str:
@@ -132,14 +145,11 @@ def create_app(
         )
 
     @app.get("/api/qr.svg")
-    async def qr_svg(data: Annotated[str, Query(max_length=1024)]) -> Response:
-        import qrcode
-        import qrcode.image.svg
-
-        img = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
-        buf = io.BytesIO()
-        img.save(buf)
-        return Response(buf.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+    async def qr_svg(data: Annotated[str, Query(max_length=512)]) -> Response:
+        # Drawn off the event loop (a 1 kB code took 90-130 ms inline, and a burst of requests held back
+        # every session's heartbeats past the walker page's alarm) and kept: a session's links do not change.
+        svg = await run_in_threadpool(qr_svg_bytes, data)
+        return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
     phrase_texts = all_phrases()
 
@@ -195,8 +205,16 @@ def create_app(
             await ws.close(CLOSE_UNAUTHORIZED, "wrong or missing token")
             return
         if role == "walker" and len(session.walkers) >= settings.max_walkers_per_session:
-            await ws.close(CLOSE_CAMERA_TAKEN, "too many walker devices on this session")
-            return
+            # A phone that dropped off the network leaves its socket open until TCP gives up; its page
+            # pings every 2 s, so one not heard from for 3 s is dead and makes room (a page refused here
+            # stops retrying, and its walker would hear only the page's own stop).
+            dead = [w for w in session.walkers if w.role == "walker" and now_ms() - w.last_heard_ms > 3000]
+            if not dead:
+                await ws.close(CLOSE_CAMERA_TAKEN, "too many walker devices on this session")
+                return
+            oldest = min(dead, key=lambda w: w.last_heard_ms)
+            session.walkers.discard(oldest)
+            await oldest.close(CLOSE_REPLACED, "replaced by a newer walker connection")
         takes_frames = role in ("camera", "solo")
         if takes_frames and session.camera is not None:
             if not session.camera_stale():
@@ -246,7 +264,7 @@ def create_app(
                         await peer.close(CLOSE_TOO_BIG, f"frame over {settings.max_frame_bytes} bytes")
                         return
                     # Never blocks: the frame goes into the session's one slot and vision runs elsewhere.
-                    session.offer_frame(parse_frame(data), received)
+                    session.offer_frame(parse_frame(data), received, peer)
                 elif text is not None:
                     if len(text) > settings.max_text_bytes:
                         await peer.close(CLOSE_TOO_BIG, f"message over {settings.max_text_bytes} bytes")

@@ -50,6 +50,22 @@ class Settings(BaseSettings):
         description="No frame for this long means the camera is lost. 0.7 s leaves room for delivery "
         "inside the one-second fail-safe budget.",
     )
+    vision_start_s: float = Field(
+        5.0,
+        gt=0.5,
+        le=60.0,
+        description="Frames coming in with none analysed yet for this long (the pose model loads in about "
+        "a second) is blind: a stop cue, as for a lost camera.",
+    )
+    vision_retry_s: float = Field(
+        5.0, gt=0, le=300, description="A pose model that failed to load is tried again after this long."
+    )
+    session_unjoined_ttl_s: float = Field(
+        120.0,
+        ge=10,
+        description="A session that no socket has ever joined ends after this long (sessions are made "
+        "without a token: a burst of them must not lock everyone out for half an hour).",
+    )
     heartbeat_interval_s: float = Field(
         0.25,
         gt=0.05,

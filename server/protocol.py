@@ -55,8 +55,8 @@ def _num(header: dict[str, Any], key: str) -> float | None:
     value = header.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ProtocolError("bad_frame_header", f"{key} must be a number")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ProtocolError("bad_frame_header", f"{key} must be a finite number")
     return float(value)
 
 

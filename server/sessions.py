@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
 import json
 import logging
 import secrets
@@ -42,6 +43,7 @@ def now_ms() -> float:
 class PendingFrame:
     envelope: FrameEnvelope
     received_ms: float  # server monotonic clock
+    sender: Peer | None = None  # the camera socket it came from: its analysis is dropped if that has gone
 
 
 class FrameSlot:
@@ -59,6 +61,10 @@ class FrameSlot:
             self.dropped += 1
         self._item = item
         self._ready.set()
+
+    def waiting_since(self) -> float | None:
+        """When the frame waiting in the slot arrived (None: the slot is empty)."""
+        return None if self._item is None else self._item.received_ms
 
     async def take(self) -> PendingFrame:
         while self._item is None:
@@ -148,6 +154,7 @@ class SessionStats:
     received: int = 0
     processed: int = 0
     bad_frames: int = 0
+    repeated: int = 0  # frames byte for byte the same as the one before: a frozen picture, not counted
     fps: float = 0.0
     _recent: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=30))
 
@@ -176,8 +183,13 @@ class Session:
         self.policy = AlertPolicy(settings.alert_config())
         self.pipeline: Pipeline | None = None
         self.walker_height_m: float | None = None  # told by the walker page; None: the ground's 1.70 m prior
-        self.last_frame_ms: float | None = None
+        self.last_frame_ms: float | None = None  # the last new frame's arrival
+        self.analysed_ms: float | None = None  # the last frame analysed
+        self.unanalysed_since_ms: float | None = None  # the oldest frame come in since then
+        self._last_digest = b""
+        self._build_retry_ms = 0.0  # the pose model failed to load: not tried again before this
         self.camera_ever_streamed = False
+        self.ever_joined = False  # a socket has joined it once (an unjoined session ends sooner)
         self.watching = False  # the last state told to walkers
         self.path_hidden = False  # ditto: the walker is in view but the path behind them is not
         self._cue_id = 0
@@ -209,18 +221,40 @@ class Session:
 
     def idle(self) -> bool:
         has_peer = self.camera is not None or bool(self.walkers)
-        return not has_peer and now_ms() - self.last_activity_ms > self.settings.session_idle_ttl_s * 1000
+        ttl = self.settings.session_idle_ttl_s if self.ever_joined else self.settings.session_unjoined_ttl_s
+        return not has_peer and now_ms() - self.last_activity_ms > ttl * 1000
 
     def camera_stale(self) -> bool:
         if self.camera is None:
             return True
         return now_ms() - self.camera.last_heard_ms > self.settings.camera_timeout_s * 1000
 
-    def offer_frame(self, envelope: FrameEnvelope, received_ms: float) -> None:
+    def offer_frame(self, envelope: FrameEnvelope, received_ms: float, sender: Peer | None = None) -> None:
+        """A frame from the camera. One byte for byte the same as the one before is a frozen picture (a
+        camera that stopped delivering while the page goes on encoding its last image; a real sensor's noise
+        makes every frame differ): it does not count as a frame, so the camera-lost stop comes as for
+        silence."""
         self.stats.received += 1
-        self.last_frame_ms = received_ms
         self.camera_ever_streamed = True
-        self.slot.put(PendingFrame(envelope, received_ms))
+        digest = hashlib.blake2b(envelope.jpeg, digest_size=16).digest()
+        if digest == self._last_digest:
+            self.stats.repeated += 1
+            return
+        self._last_digest = digest
+        self.last_frame_ms = received_ms
+        if self.unanalysed_since_ms is None:
+            self.unanalysed_since_ms = received_ms
+        self.slot.put(PendingFrame(envelope, received_ms, sender))
+
+    def vision_blind(self, t_ms: float) -> bool:
+        """Frames come in, but none has been analysed for `camera_timeout_s` since the last one that was
+        (for `vision_start_s` since the first frame, before any, while the pose model loads): a failing or
+        hung pipeline is as blind as a lost camera."""
+        if self.unanalysed_since_ms is None:
+            return False
+        if self.analysed_ms is None:
+            return t_ms - self.unanalysed_since_ms > self.settings.vision_start_s * 1000
+        return t_ms - self.analysed_ms > self.settings.camera_timeout_s * 1000
 
     # -- cues --------------------------------------------------------------------------------------
     def _apply_hazards(
@@ -259,7 +293,13 @@ class Session:
     def _tell_state(self) -> None:
         """Tell everyone when the system starts or stops watching, or stops seeing the path behind the
         walker; silence is only clear while watching and the path is seen."""
-        watching = self.camera is not None and not self.camera_stale() and not self.policy.blind
+        watching = (
+            self.camera is not None
+            and not self.camera_stale()
+            and self.analysed_ms is not None  # not before a frame has been analysed
+            and not self.vision_blind(now_ms())
+            and not self.policy.blind
+        )
         path_hidden = watching and "path_hidden" in self.policy.notices
         if (watching, path_hidden) != (self.watching, self.path_hidden):
             self.watching, self.path_hidden = watching, path_hidden
@@ -278,9 +318,15 @@ class Session:
     def _blind_reason(self) -> str:
         if self.camera is None or self.camera_stale():
             return "camera_lost" if self.camera_ever_streamed else "camera_not_connected"
+        t = now_ms()
+        if self.last_frame_ms is None or t - self.last_frame_ms > self.settings.camera_timeout_s * 1000:
+            return "camera_lost" if self.camera_ever_streamed else "camera_not_connected"
+        if self.analysed_ms is None or self.vision_blind(t):
+            return "vision_lost"  # frames come in, but none is analysed (the model loading, or failing)
         return "walker_lost"
 
     def welcome(self, peer: Peer) -> None:
+        self.ever_joined = True
         peer.send(message("welcome", session_id=self.id, role=peer.role, mode=self.mode))
         peer.send(self.state_message())
 
@@ -291,10 +337,24 @@ class Session:
             item = await self.slot.take()
             started_ms = now_ms()
             env = item.envelope
-            try:
-                if self.pipeline is None:
+            if self.pipeline is None:
+                if started_ms < self._build_retry_ms:
+                    continue  # the model failed to load a moment ago; the watchdog tells the walker
+                try:
                     self.pipeline = await loop.run_in_executor(self.executor, self._new_pipeline)
-                    await self.apply_walker_height()  # told while the pipeline was being built
+                except Exception as exc:
+                    # Not swallowed: logged, the camera told, and tried again in a while (a load takes
+                    # most of a second on the shared vision threads); the walker hears the stop cue from
+                    # the watchdog, since no frame is analysed.
+                    logger.exception("session %s: the pose model could not be loaded", self.id)
+                    self._build_retry_ms = now_ms() + self.settings.vision_retry_s * 1000
+                    if self.camera is not None:
+                        self.camera.send(
+                            message("error", code="vision_unavailable", detail=f"pose model failed: {exc}")
+                        )
+                    continue
+                await self.apply_walker_height()  # told while the pipeline was being built
+            try:
                 ts = int(item.received_ms - self.created_ms)
                 analysis = await loop.run_in_executor(
                     self.executor, self.pipeline.process_jpeg, env.jpeg, ts, env.pitch_deg
@@ -310,7 +370,11 @@ class Session:
                 logger.exception("session %s: vision failed on a frame", self.id)
                 self.stats.bad_frames += 1
                 continue
+            if item.sender is not None and item.sender is not self.camera:
+                continue  # its camera closed while it was analysed: the camera-lost stop stands
             analysed_ms = now_ms()
+            self.analysed_ms = analysed_ms
+            self.unanalysed_since_ms = self.slot.waiting_since()
             self.stats.processed += 1
             self.stats.tick(analysed_ms)
             cue_ms = self._apply_hazards(item.received_ms, list(analysis.hazards), env.seq, env.capture_ms)
@@ -343,6 +407,7 @@ class Session:
                         processed=self.stats.processed,
                         dropped=self.slot.dropped,
                         bad_frames=self.stats.bad_frames,
+                        repeated=self.stats.repeated,
                     )
                 )
 
@@ -359,9 +424,10 @@ class Session:
             no_frames = (
                 self.last_frame_ms is None or t - self.last_frame_ms > self.settings.camera_timeout_s * 1000
             )
-            if self.camera_ever_streamed and no_frames and self.listeners():
-                # Blind because nothing is coming in; the vision loop is idle, so the watchdog feeds
-                # the policy. Frame-time and watchdog-time share the server's monotonic clock.
+            if self.camera_ever_streamed and (no_frames or self.vision_blind(t)) and self.listeners():
+                # Blind because nothing new is coming in, or nothing that comes in is analysed: the vision
+                # loop gives the policy nothing, so the watchdog feeds it. Frame-time and watchdog-time
+                # share the server's monotonic clock.
                 self._apply_hazards(
                     t, [Hazard(kind="camera_lost", tier="stop", text="Stop. Camera lost")], None, None
                 )
@@ -392,6 +458,8 @@ class Session:
     def camera_gone(self) -> None:
         """The camera socket closed: walkers hear the stop cue now, not after the timeout."""
         self.camera = None
+        self.unanalysed_since_ms = None
+        self._last_digest = b""
         if self.camera_ever_streamed:
             self.last_frame_ms = None
             self._apply_hazards(

@@ -45,9 +45,11 @@ def jpeg(frame: np.ndarray, quality: int = 80) -> bytes:
     return buf.tobytes()
 
 
-def empty_scene(w: int = 360, h: int = 640) -> np.ndarray:
-    """A path with nobody on it: a textured ground, so the pose model has something to look at."""
-    rng = np.random.default_rng(7)
+def empty_scene(w: int = 360, h: int = 640, seed: int = 7) -> np.ndarray:
+    """A path with nobody on it: a textured ground, so the pose model has something to look at. Frames of a
+    stream need different `seed`s, as a real sensor's noise makes them differ: the server takes a frame that
+    repeats the one before byte for byte for a frozen picture, not for a new frame."""
+    rng = np.random.default_rng(seed)
     img = np.full((h, w, 3), (90, 110, 120), np.uint8)
     img[h // 2 :] = (60, 80, 70)
     noise = rng.integers(0, 25, size=(h, w, 1), dtype=np.uint8)

@@ -116,8 +116,9 @@ def write_y4m(path: Path, frames: list[np.ndarray], fps: int) -> None:
 def fake_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Five seconds of a real person facing the camera, then five of the same place without her."""
     person = [cv2.resize(f, (360, 640)) for f in read_frames("squats_facing_camera.mp4", limit=25)]
-    empty = cv2.resize(empty_scene(), (360, 640))
-    frames = [person[i // 2] for i in range(50)] + [empty] * 50  # 10 fps
+    # The empty place as a camera films it: no two frames alike (a frozen picture is a lost camera)
+    empty = [cv2.resize(empty_scene(seed=i), (360, 640)) for i in range(50)]
+    frames = [person[i // 2] for i in range(50)] + empty  # 10 fps
     path = tmp_path_factory.mktemp("cam") / "walker_leaves.y4m"
     write_y4m(path, frames, fps=10)
     return path

@@ -757,7 +757,7 @@ def test_a_walker_squatting_before_a_still_camera_is_not_walking(every_ms: int) 
 
 def test_the_ground_flow_sees_the_same_floor_in_frames_of_any_size() -> None:
     """The same squat clip at its own 720 x 1280 and 5 fps, as a client sending full frames would (the camera
-    page and replay send 640 px, the server takes up to 4096 x 4096). The flow works on a frame at most
+    page and replay send 640 px, the server takes up to 1920 x 1920 pixels). The flow works on a frame at most
     320 px long, as on a 640 px one: at half of 1280 Lucas-Kanade's window held a quarter of the floor, and
     the texture test took the floor for plain in 62 of 64 frames (the walker's motion "unknown")."""
     frames = read_frames(WALKER_CLIP, limit=65, full_size=True)

@@ -29,6 +29,10 @@ def test_envelope_round_trip() -> None:
         pack_frame(b"", seq=True),
         pack_frame(b"", pitch=95.0),  # not an elevation
         pack_frame(b"", pitch=float("nan")),
+        # echoed into every cue and status: NaN would make them JSON that a browser's JSON.parse refuses
+        pack_frame(b"", t=float("nan")),
+        pack_frame(b"", t=float("inf")),
+        pack_frame(b"", seq=float("-inf")),
     ],
 )
 def test_bad_envelopes_are_refused(data: bytes) -> None:

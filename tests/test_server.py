@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -17,7 +18,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
+import server.sessions as sessions_module
+from server.config import Settings
 from server.protocol import pack_frame, path_payload
+from server.sessions import Session, SessionRegistry
 from tests.conftest import LiveServer, empty_scene, jpeg, read_frames, start_server
 from vision.alerts import NOTICE_KINDS
 from vision.pipeline import Pipeline
@@ -38,7 +42,7 @@ def walker_frames() -> list[bytes]:
     return [jpeg(f) for f in read_frames("squats_facing_camera.mp4", limit=30)]
 
 
-EMPTY = jpeg(empty_scene())
+EMPTY = [jpeg(empty_scene(seed=i)) for i in range(40)]  # frames of a camera: no two alike
 
 
 def connect(url: str, **kwargs: Any) -> ClientConnection:
@@ -122,7 +126,7 @@ def test_walker_leaving_view_gives_a_stop_cue(server: LiveServer, walker_frames:
         recv_until(cam, lambda m: m["type"] == "status" and m["seq"] == 7)
         left_at = time.monotonic()
         stop = threading.Event()
-        sender = threading.Thread(target=stream, args=(cam, [EMPTY] * 40, 10, stop))
+        sender = threading.Thread(target=stream, args=(cam, EMPTY, 10, stop))
         sender.start()
         try:
             cue = recv_until(walker, is_type("cue"), timeout=3)
@@ -150,6 +154,161 @@ def test_camera_that_goes_silent_or_closes_gives_a_stop_cue_within_a_second(
             closed_at = time.monotonic()
         cue = recv_until(walker, is_type("cue"), timeout=3)
         assert cue["kind"] == "camera_lost" and time.monotonic() - closed_at < 0.5
+
+
+def collect(ws: ClientConnection, seconds: float) -> list[Msg]:
+    """Every message for `seconds`."""
+    out: list[Msg] = []
+    end = time.monotonic() + seconds
+    with contextlib.suppress(TimeoutError):
+        while (left := end - time.monotonic()) > 0:
+            out.append(json.loads(ws.recv(timeout=left)))
+    return out
+
+
+def test_a_frozen_picture_is_a_lost_camera(server: LiveServer, walker_frames: list[bytes]) -> None:
+    """A camera that stops delivering while its page goes on encoding the last image (Android handing the
+    camera to another app, a paused video element) sends the same bytes again and again, and the pose model
+    keeps finding the walker in them: the walker hears the camera-lost stop within a second, as for
+    silence."""
+    s = server.create_session()
+    with connect(server.ws_url("walker", s)) as walker, connect(server.ws_url("camera", s)) as cam:
+        stream(cam, walker_frames[:5], fps=10)
+        recv_until(walker, lambda m: m["type"] == "state" and m["watching"])
+        frozen_at = time.monotonic()
+        stop = threading.Event()
+        sender = threading.Thread(target=stream, args=(cam, [walker_frames[5]] * 30, 10, stop))
+        sender.start()
+        try:
+            cue = recv_until(walker, is_type("cue"), timeout=3)
+            state = recv_until(walker, is_type("state"))
+        finally:
+            stop.set()
+            sender.join()
+        assert (cue["tier"], cue["kind"]) == ("stop", "camera_lost")
+        assert time.monotonic() - frozen_at < 1.0 + 0.2  # the frame before the freeze, then the timeout
+        assert (state["watching"], state["reason"]) == (False, "camera_lost")
+        assert recv_until(cam, is_type("state"))["watching"] is False  # the partner's page says so too
+
+
+def test_frames_that_cannot_be_analysed_are_blind_not_watching(
+    server: LiveServer, walker_frames: list[bytes]
+) -> None:
+    """Frames keep coming but none can be analysed: the walker hears a stop within a second, and watching
+    comes back with the first frame analysed again."""
+    s = server.create_session()
+    rng = np.random.default_rng(3)
+    corrupt = [b"\xff\xd8" + rng.bytes(3000) + b"\xff\xd9" for _ in range(30)]
+    with connect(server.ws_url("walker", s)) as walker, connect(server.ws_url("camera", s)) as cam:
+        stream(cam, walker_frames[:5], fps=10)
+        recv_until(walker, lambda m: m["type"] == "state" and m["watching"])
+        bad_at = time.monotonic()
+        stop = threading.Event()
+        sender = threading.Thread(target=stream, args=(cam, corrupt, 10, stop))
+        sender.start()
+        try:
+            cue = recv_until(walker, is_type("cue"), timeout=3)
+            state = recv_until(walker, is_type("state"))
+        finally:
+            stop.set()
+            sender.join()
+        assert (cue["tier"], cue["kind"]) == ("stop", "camera_lost")
+        assert time.monotonic() - bad_at < 1.0
+        assert (state["watching"], state["reason"]) == (False, "vision_lost")
+        stream(cam, walker_frames[5:10], fps=10)
+        assert recv_until(walker, lambda m: m["type"] == "state" and m["watching"])["reason"] is None
+
+
+def test_a_pose_model_that_fails_to_load_is_told_never_watched(
+    walker_frames: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Session) -> Pipeline:
+        raise RuntimeError("the model bundle is gone")
+
+    monkeypatch.setattr(Session, "_new_pipeline", broken)
+    srv = start_server(camera_timeout_s=0.7, vision_start_s=1.0, vision_retry_s=0.5)
+    try:
+        s = srv.create_session()
+        with connect(srv.ws_url("walker", s)) as walker, connect(srv.ws_url("camera", s)) as cam:
+            started = time.monotonic()
+            stop = threading.Event()
+            sender = threading.Thread(target=stream, args=(cam, walker_frames, 10, stop))
+            sender.start()
+            try:
+                err = recv_until(cam, is_type("error"), timeout=3)
+                seen = []
+                cue = recv_until(walker, lambda m: seen.append(m) is None and m["type"] == "cue", timeout=4)
+            finally:
+                stop.set()
+                sender.join()
+            assert err["code"] == "vision_unavailable" and "bundle is gone" in err["detail"]
+            assert (cue["tier"], cue["kind"]) == ("stop", "camera_lost")
+            assert time.monotonic() - started < 1.0 + 1.0  # vision_start_s, then a heartbeat
+            assert not any(m["type"] in ("state", "heartbeat") and m["watching"] for m in seen)
+    finally:
+        srv.stop()
+
+
+def test_a_frame_in_analysis_when_the_camera_closes_does_not_clear_the_stop(
+    walker_frames: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    analyse = Pipeline.process_jpeg
+
+    def slow(self: Pipeline, data: bytes, ts: int, pitch: float | None = None) -> Analysis:
+        time.sleep(0.4)
+        return analyse(self, data, ts, pitch)
+
+    monkeypatch.setattr(Pipeline, "process_jpeg", slow)
+    srv = start_server(camera_timeout_s=0.7)
+    try:
+        s = srv.create_session()
+        with connect(srv.ws_url("walker", s)) as walker:
+            with connect(srv.ws_url("camera", s)) as cam:
+                stream(cam, walker_frames[:3], fps=10)
+                recv_until(cam, is_type("status"))
+                cam.send(pack_frame(walker_frames[9], seq=9))  # still in analysis when the camera closes
+                time.sleep(0.1)
+            cue = recv_until(walker, is_type("cue"), timeout=3)
+            after = collect(walker, 1.0)
+        assert cue["kind"] == "camera_lost"
+        assert not any(m["type"] == "alert" and not m["active"] for m in after)  # no "all clear"
+        assert not any(m["type"] == "cue" and not m["repeat"] for m in after)  # no second onset
+    finally:
+        srv.stop()
+
+
+def test_a_dead_walker_socket_makes_room_for_a_new_one(server: LiveServer) -> None:
+    s = server.create_session()
+    with contextlib.ExitStack() as stack:
+        n = server.settings.max_walkers_per_session
+        walkers = [stack.enter_context(connect(server.ws_url("walker", s))) for _ in range(n)]
+        with connect(server.ws_url("walker", s)) as extra:
+            assert close_code(extra) == 4409  # every device is alive: full
+        time.sleep(3.2)  # none of them pings: phones gone off the network without closing
+        with connect(server.ws_url("walker", s)) as new:
+            new.send(json.dumps({"type": "ping", "t": 1}))
+            assert recv_until(new, is_type("pong"))["t"] == 1
+        assert close_code(walkers[0]) == 4410
+
+
+def test_a_session_no_socket_joined_ends_sooner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sessions are made without a token: a burst of them that nobody joins must not hold the server full for
+    the half hour a session that was used is kept."""
+
+    async def run() -> tuple[bool, bool]:
+        settings = Settings(session_unjoined_ttl_s=60, session_idle_ttl_s=1800)
+        registry = SessionRegistry(settings, executor=None)  # type: ignore[arg-type]
+        unjoined, used = registry.create("partner"), registry.create("partner")
+        assert unjoined is not None and used is not None
+        used.ever_joined = True  # as Session.welcome marks it
+        t0 = sessions_module.now_ms()
+        monkeypatch.setattr(sessions_module, "now_ms", lambda: t0 + 61_000)
+        await registry.reap()
+        out = (unjoined.id in registry.sessions, used.id in registry.sessions)
+        await registry.close_all()
+        return out
+
+    assert asyncio.run(run()) == (False, True)
 
 
 def test_heartbeats_reach_every_peer(server: LiveServer) -> None:
@@ -261,7 +420,9 @@ def test_newest_frame_wins_when_the_camera_outruns_the_pipeline(
             cam.send(pack_frame(walker_frames[i % len(walker_frames)], seq=i))
         last = recv_until(cam, lambda m: m["type"] == "status" and m["seq"] == n - 1, timeout=10)
         assert last["received"] == n + 1
-        assert last["dropped"] > n / 2 and last["processed"] + last["dropped"] == n + 1
+        # The burst's first frame repeats the one that loaded the model: a repeat, not a new frame.
+        assert last["repeated"] == 1
+        assert last["dropped"] > n / 2 and last["processed"] + last["dropped"] + last["repeated"] == n + 1
         # The last frame waited for at most one frame's analysis, not for a queue of them.
         assert last["timings_ms"]["queued"] < 4 * last["timings_ms"]["pipeline"] + 50
 
@@ -269,7 +430,7 @@ def test_newest_frame_wins_when_the_camera_outruns_the_pipeline(
 def test_solo_socket_gets_both_status_and_cues(server: LiveServer) -> None:
     s = server.create_session("solo")
     with connect(server.ws_url("solo", s)) as solo:
-        stream(solo, [EMPTY] * 12, fps=10)
+        stream(solo, EMPTY[:12], fps=10)
         seen: dict[str, Msg] = {}
         recv_until(solo, lambda m: seen.setdefault(m["type"], m) is None or {"status", "cue"} <= set(seen))
         assert seen["status"]["walker"] is None

@@ -37,7 +37,10 @@ class PipelineConfig:
 
     walker_lost_grace_ms: int = 500
     num_poses: int = 1  # see Settings.num_poses for the measurement behind it
-    max_frame_pixels: int = 4096 * 4096
+    # Refused above this by the JPEG's header, before decoding: the camera page sends 640 px, a phone's full
+    # 1920 x 1080 fits, and a 4096 x 4096 frame (only 333 kB as a JPEG) cost 10 times a 640 px one on the
+    # vision threads every session shares.
+    max_frame_pixels: int = 1920 * 1920
     model_path: Path | None = None  # None: the bundle in models/
     drill: tuple[DrillHazard, ...] = ()  # scripted hazards, timed from the first frame
     mode: Literal["partner", "treadmill"] = "partner"
