@@ -417,7 +417,13 @@ class Session:
         while True:
             await asyncio.sleep(interval)
             t = now_ms()
-            hb = message("heartbeat", t=round(t), watching=self.watching)
+            hb = message(
+                "heartbeat",
+                t=round(t),
+                watching=self.watching,
+                reason=None if self.watching else self._blind_reason(),
+                path_hidden=self.path_hidden,
+            )
             peers = [*self.walkers, *([self.camera] if self.camera else [])]
             for peer in peers:
                 peer.send(hb)

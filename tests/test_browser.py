@@ -605,3 +605,74 @@ def test_walker_page_tells_the_server_the_walkers_height(browser: Any) -> None:
         ctx.close()
     finally:
         srv.stop()
+
+
+def test_walker_page_watchdog_runs_from_the_tap_and_resyncs_after_a_stall(
+    browser: Any, server_process: ServerProc
+) -> None:
+    """A server that never answers is silence too; after a stall that recovers, the page follows the
+    server's heartbeats back to "Watching" instead of staying on the stop it played meanwhile; a socket
+    silent for 2 s is given up and replaced."""
+    proc, base = server_process
+    s = httpx.post(f"{base}/api/sessions", json={"mode": "partner"}).json()
+    ctx = browser.new_context()
+    ctx.add_init_script(RECORDER)
+    walker = ctx.new_page()
+    walker.goto(s["walker_url"])
+    camera = ctx.new_page()
+    camera.goto(s["camera_url"])
+    camera.click("#start")
+    walker.bring_to_front()  # browsers throttle the timers of hidden tabs to once a second
+    # The server hangs before the walker taps start: no message will ever come.
+    os.kill(proc.pid, signal.SIGSTOP)
+    walker.click("#start")
+    tapped = walker.evaluate("performance.now()")
+    lost = wait_for_speech(walker, "Connection lost", timeout_s=3)
+    assert lost["at"] - tapped < 1100
+    os.kill(proc.pid, signal.SIGCONT)
+    walker.wait_for_function("document.getElementById('state').textContent === 'Watching'", timeout=20_000)
+
+    # A stall of 1.5 s: the page cues, and the same socket comes back.
+    walker.evaluate("window.__ws = window.rearguard.link.ws")
+    os.kill(proc.pid, signal.SIGSTOP)
+    time.sleep(1.5)
+    os.kill(proc.pid, signal.SIGCONT)
+    walker.wait_for_function("window.rearguard.ear.watching === false", timeout=2_000)
+    walker.wait_for_function("document.getElementById('state').textContent === 'Watching'", timeout=5_000)
+    assert walker.evaluate("window.rearguard.link.ws === window.__ws")
+    # When only the walker's network stalls, the server's state does not change and no `state` is sent:
+    # the page, on its local stop, is put right by the next heartbeat, which says the server is watching.
+    walker.evaluate("window.rearguard.ear.localStop('Stop. Connection lost')")
+    assert walker.inner_text("#state").startswith("STOP")
+    walker.wait_for_function("document.getElementById('state').textContent === 'Watching'", timeout=2_000)
+
+    # A stall of 3 s: the silent socket is given up after 2 s and a new one connects.
+    os.kill(proc.pid, signal.SIGSTOP)
+    time.sleep(3.0)
+    os.kill(proc.pid, signal.SIGCONT)
+    walker.wait_for_function("document.getElementById('state').textContent === 'Watching'", timeout=10_000)
+    assert walker.evaluate("window.rearguard.link.ws !== window.__ws")
+    ctx.close()
+
+
+def test_closing_on_purpose_plays_no_stop_and_stopped_sound_is_told(
+    browser: Any, server_process: ServerProc
+) -> None:
+    _, base = server_process
+    s = httpx.post(f"{base}/api/sessions", json={"mode": "solo"}).json()
+    ctx, page = recorded_page(browser, s["solo_url"])
+    page.wait_for_function("document.getElementById('state').textContent === 'Watching'", timeout=20_000)
+
+    # The phone stops the audio (a call, an alarm): the page says so; a tap turns it back on.
+    page.evaluate("window.rearguard.player.ctx.suspend()")
+    page.wait_for_function("document.getElementById('sound').textContent.includes('Sound is off')")
+    page.click("#state")
+    page.wait_for_function("document.getElementById('sound').textContent === ''", timeout=5_000)
+
+    # End workout closes the socket on purpose: no "connection lost" siren.
+    ended = page.evaluate("performance.now()")
+    page.click("#end")
+    time.sleep(1.5)
+    after = [c for c in page.evaluate("window.rearguard.player.played") if c["at"] > ended]
+    assert not [c for c in after if c.get("kind") == "connection_lost"], after
+    ctx.close()

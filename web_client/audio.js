@@ -34,15 +34,27 @@ export class CuePlayer {
     this.tone_ = null;  // the continuous tone of the last tier, while it lasts
     this.speaking = null;
     this.lastCueAt = -Infinity;  // performance.now() of the last warning played
+    this.onAudioState = () => {};  // told when the audio stops or starts again (the page shows it)
     this.beeper = setInterval(() => this.tick(), 25);
+  }
+  // A phone call, Siri or an alarm suspends (iOS: interrupts) the audio, and every tone then goes into a
+  // stopped context: the page must know, try to resume, and ask for a tap if it cannot.
+  get audioRunning() { return !!this.ctx && this.ctx.state === "running"; }
+  checkAudio() {
+    if (!this.ctx) return;
+    if (this.ctx.state !== "running" && this.ctx.state !== "closed") this.ctx.resume().catch(() => {});
+    this.onAudioState(this.ctx.state);
   }
   // Must run inside a user gesture: phone browsers keep audio locked until then.
   unlock() {
     if (!this.ctx) {
       this.ctx = new (window.AudioContext || window.webkitAudioContext)();
+      this.ctx.onstatechange = () => this.checkAudio();
+      // iOS: play through the ring/silent switch, as a media app does (where the browser supports it)
+      if (navigator.audioSession) { try { navigator.audioSession.type = "playback"; } catch (e) { /* older */ } }
       this.loadPhrases();
     }
-    if (this.ctx.state === "suspended") this.ctx.resume();
+    if (this.ctx.state !== "running") this.ctx.resume().catch(() => {});
     if ("speechSynthesis" in window) {
       const u = new SpeechSynthesisUtterance(" ");
       u.volume = 0;
@@ -104,7 +116,9 @@ export class CuePlayer {
   }
   speak(cue, pan, at) {
     const text = cue.text || this.phraseText.get(cue.phrase) || "";
-    const buffer = this.settings.voice === "rendered" ? this.buffers.get(cue.phrase) : null;
+    // The rendered phrase plays through the audio context: while that is stopped, the browser's own
+    // speech (a separate path) says it instead.
+    const buffer = this.settings.voice === "rendered" && this.audioRunning ? this.buffers.get(cue.phrase) : null;
     if (this.speaking) { try { this.speaking.stop(); } catch (e) { /* already ended */ } this.speaking = null; }
     if (buffer) {
       const src = this.ctx.createBufferSource();
@@ -126,6 +140,7 @@ export class CuePlayer {
   }
   play(cue) {
     if (!this.ctx) this.unlock();
+    if (!this.audioRunning) this.checkAudio();
     const s = this.settings;
     const pan = PAN[cue.side] ?? 0;
     const end = s.tones ? this.cueTones(cue, pan) : this.ctx.currentTime;

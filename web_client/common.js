@@ -12,17 +12,26 @@ export function wsUrl(role, session) {
 
 // Close codes after which retrying cannot help (see docs/protocol.md).
 const FINAL_CLOSES = new Set([4401, 4404, 4409, 1003, 1009, 1008]);
+const CLOSE_TAKEN = 4409;
+// The server sends a heartbeat every 250 ms: an open socket that has said nothing for this long is dead
+// (a Wi-Fi to mobile handover, a NAT rebinding) even if TCP has not noticed, which can take minutes.
+const SILENT_MS = 2000;
 
 export class Link {
-  constructor(url, { onMessage, onOpen, onClose, binaryType = "arraybuffer" } = {}) {
+  // `retryTaken`: how many times a 4409 ("already has a camera") is retried before it is final. A camera
+  // that reconnects at once after a network drop finds its own old socket still counted for 0.7 s.
+  constructor(url, { onMessage, onOpen, onClose, binaryType = "arraybuffer", retryTaken = 0 } = {}) {
     this.url = url;
     this.onMessage = onMessage || (() => {});
     this.onOpen = onOpen || (() => {});
     this.onClose = onClose || (() => {});
     this.binaryType = binaryType;
+    this.retryTaken = retryTaken;
     this.delay = 250;
     this.stopped = false;
     this.ws = null;
+    this.lastMessage = performance.now();
+    this.watchdog = setInterval(() => this.checkSilence(), 250);
     this.connect();
   }
   connect() {
@@ -30,25 +39,38 @@ export class Link {
     const ws = new WebSocket(this.url);
     ws.binaryType = this.binaryType;
     this.ws = ws;
-    ws.onopen = () => { this.delay = 250; this.onOpen(); };
+    ws.onopen = () => { this.delay = 250; this.lastMessage = performance.now(); this.onOpen(); };
     ws.onmessage = (ev) => {
+      this.lastMessage = performance.now();
       if (typeof ev.data !== "string") return;
       let msg;
       try { msg = JSON.parse(ev.data); } catch { return; }
       this.onMessage(msg);
     };
-    ws.onclose = (ev) => {
-      const final = FINAL_CLOSES.has(ev.code);
-      this.onClose(ev, final);
-      if (final) { this.stopped = true; return; }
-      setTimeout(() => this.connect(), this.delay);
-      this.delay = Math.min(this.delay * 2, 2000);
-    };
+    ws.onclose = (ev) => this.closed(ev);
+  }
+  closed(ev) {
+    if (this.stopped) return;  // the page closed it: no "connection lost"
+    let final = FINAL_CLOSES.has(ev.code);
+    if (ev.code === CLOSE_TAKEN && this.retryTaken > 0) { this.retryTaken -= 1; final = false; }
+    this.onClose(ev, final);
+    if (final) { this.stopped = true; clearInterval(this.watchdog); return; }
+    setTimeout(() => this.connect(), this.delay);
+    this.delay = Math.min(this.delay * 2, 2000);
+  }
+  // A socket open but silent is given up and replaced, as if it had closed.
+  checkSilence() {
+    const ws = this.ws;
+    if (this.stopped || !ws || ws.readyState !== WebSocket.OPEN) return;
+    if (performance.now() - this.lastMessage <= SILENT_MS) return;
+    ws.onclose = ws.onmessage = ws.onopen = null;
+    try { ws.close(4000, "no message for 2 s"); } catch (e) { /* already closing */ }
+    this.closed({ code: 4000, reason: "no message from the server" });
   }
   get open() { return this.ws && this.ws.readyState === WebSocket.OPEN; }
   send(data) { if (this.open) this.ws.send(data); }
   sendJson(obj) { this.send(JSON.stringify(obj)); }
-  close() { this.stopped = true; if (this.ws) this.ws.close(1000, "page closed"); }
+  close() { this.stopped = true; clearInterval(this.watchdog); if (this.ws) this.ws.close(1000, "page closed"); }
 }
 
 export function $(id) { return document.getElementById(id); }

@@ -18,9 +18,16 @@ export class Ear {
     this.timer = setInterval(() => this.tick(), 100);
   }
   heard() { this.lastHeard = performance.now(); }
+  // Armed when the page starts listening, not at the first message: a server that never answers (hung,
+  // or a network that accepts the connection and goes silent) is a stop cue too.
+  start() { this.heard(); }
   onMessage(msg) {
     this.heard();
-    if (msg.type === "cue") {
+    if (msg.type === "heartbeat" && typeof msg.watching === "boolean" && msg.watching !== this.watching) {
+      // A state sent while the link was down is missed (states go out on change only): the heartbeat
+      // carries the server's and puts the page right, chime included.
+      this.onMessage({ type: "state", watching: msg.watching, reason: msg.reason ?? null, path_hidden: !!msg.path_hidden });
+    } else if (msg.type === "cue") {
       this.player.play(msg);
       this.show({ cue: msg });
     } else if (msg.type === "alert") {
