@@ -13,8 +13,8 @@ What it does, in one run:
 3. For each rate in --fps: creates a session (POST /api/sessions, mode "partner"), opens a walker
    socket and a camera socket, warms the pipeline up (frames not counted), then streams the frames in
    a loop, paced at that rate, for --duration seconds: `pack_frame(jpeg, seq=i, t=<client ms>)`.
-   Every --gap-every seconds the last --gap-length seconds are a plain grey frame (nobody in view), so
-   the server raises "walker_lost" stop cues on the walker socket.
+   Every --gap-every seconds the last --gap-length seconds are plain grey frames (nobody in view; with a
+   sensor's noise, no two alike), so the server raises "walker_lost" stop cues on the walker socket.
    Measured per processed frame (one status per processed frame, but statuses are latest-wins, so a
    few may be skipped):
      end-to-end   = status receipt time - send time of that seq          (client monotonic clock)
@@ -106,7 +106,7 @@ def fmt(value: float | None, digits: int = 1) -> str:
 class Frames:
     path: Path
     jpegs: list[bytes]
-    gap_jpeg: bytes
+    gap_jpegs: list[bytes]  # nobody in view, as a camera films it: no two alike
     wh: tuple[int, int]
     source_fps: float
 
@@ -129,8 +129,12 @@ def load_frames(path: Path, limit: int) -> Frames:
     source_fps, wh = info.fps, info.analysis_wh
     if not jpegs:
         raise SystemExit(f"live_latency: could not read any frame from {path}")
-    grey = np.full((wh[1], wh[0], 3), 128, np.uint8)  # nobody in view
-    return Frames(path, jpegs, encode_jpeg(grey), wh, source_fps)
+    # Nobody in view: a grey scene with a sensor's noise, so that no two frames are alike (the server takes
+    # a frame that repeats the one before byte for byte for a frozen picture: a lost camera).
+    rng = np.random.default_rng(0)
+    grey = np.full((wh[1], wh[0], 3), 128, np.uint8)
+    gaps = [encode_jpeg(cv2.add(grey, rng.integers(0, 6, grey.shape, dtype=np.uint8))) for _ in range(16)]
+    return Frames(path, jpegs, gaps, wh, source_fps)
 
 
 # -- the server subprocess -------------------------------------------------------------------------
@@ -454,7 +458,7 @@ def stream_run(
                 jpeg = frames.jpegs[clip_i % n_clip]
                 clip_i += 1
             else:
-                jpeg = frames.gap_jpeg
+                jpeg = frames.gap_jpegs[seq % len(frames.gap_jpegs)]
             t = now_ms()
             camera_ws.send(pack_frame(jpeg, seq=seq, t=round(t, 3)))
             sent[seq] = SentFrame(t, gap)
