@@ -222,6 +222,17 @@ def recorded_page(browser: Any, url: str) -> tuple[Any, Any]:
     return ctx, page
 
 
+def pair_pages(browser: Any, s: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(context, walker page, camera page) of session `s`, with the audio recorder; neither started."""
+    ctx = browser.new_context()
+    ctx.add_init_script(RECORDER)
+    walker = ctx.new_page()
+    walker.goto(s["walker_url"])
+    camera = ctx.new_page()
+    camera.goto(s["camera_url"])
+    return ctx, walker, camera
+
+
 def test_camera_to_walker_cues_in_a_real_browser(
     browser: Any, server_process: tuple[subprocess.Popen[bytes], str]
 ) -> None:
@@ -304,12 +315,7 @@ def test_scripted_hazard_plays_in_order_on_time_and_silence_when_clear(
     try:
         with chromium(person_in_view) as browser:
             s = httpx.post(f"{base}/api/sessions", json={"mode": "partner"}).json()
-            ctx = browser.new_context()
-            ctx.add_init_script(RECORDER)
-            camera = ctx.new_page()
-            camera.goto(s["camera_url"])
-            walker = ctx.new_page()
-            walker.goto(s["walker_url"])
+            _, walker, camera = pair_pages(browser, s)
             walker.click("#start")
             ready = (
                 "(p => p.phrasesReady > 0 && p.phrasesReady === p.phraseText.size)(window.rearguard.player)"
@@ -615,12 +621,7 @@ def test_walker_page_watchdog_runs_from_the_tap_and_resyncs_after_a_stall(
     silent for 2 s is given up and replaced."""
     proc, base = server_process
     s = httpx.post(f"{base}/api/sessions", json={"mode": "partner"}).json()
-    ctx = browser.new_context()
-    ctx.add_init_script(RECORDER)
-    walker = ctx.new_page()
-    walker.goto(s["walker_url"])
-    camera = ctx.new_page()
-    camera.goto(s["camera_url"])
+    ctx, walker, camera = pair_pages(browser, s)
     camera.click("#start")
     walker.bring_to_front()  # browsers throttle the timers of hidden tabs to once a second
     # The server hangs before the walker taps start: no message will ever come.
@@ -663,9 +664,18 @@ def test_closing_on_purpose_plays_no_stop_and_stopped_sound_is_told(
     ctx, page = recorded_page(browser, s["solo_url"])
     page.wait_for_function("document.getElementById('state').textContent === 'Watching'", timeout=20_000)
 
-    # The phone stops the audio (a call, an alarm): the page says so; a tap turns it back on.
-    page.evaluate("window.rearguard.player.ctx.suspend()")
+    # The phone stops the audio and will not let the page resume it without a tap (iOS after a call): the
+    # page says so, and a tap turns it back on.
+    page.evaluate(
+        """(() => {
+          const ctx = window.rearguard.player.ctx;
+          window.__resume = ctx.resume.bind(ctx);
+          ctx.resume = () => Promise.resolve();  // refused until a tap
+          ctx.suspend();
+        })()"""
+    )
     page.wait_for_function("document.getElementById('sound').textContent.includes('Sound is off')")
+    page.evaluate("window.rearguard.player.ctx.resume = window.__resume")
     page.click("#state")
     page.wait_for_function("document.getElementById('sound').textContent === ''", timeout=5_000)
 

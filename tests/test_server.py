@@ -94,6 +94,19 @@ def test_healthz_and_session_creation(server: LiveServer) -> None:
     assert "<svg" in httpx.get(f"{server.base}/api/qr.svg", params={"data": s["walker_url"]}).text
 
 
+@contextlib.contextmanager
+def streaming(ws: ClientConnection, frames: list[bytes], fps: float = 10) -> Iterator[None]:
+    """`frames` sent at `fps` from a thread while the block runs (a camera that goes on sending)."""
+    stop = threading.Event()
+    sender = threading.Thread(target=stream, args=(ws, frames, fps, stop))
+    sender.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sender.join()
+
+
 def test_status_carries_pose_and_timings_and_no_cue_while_walker_in_view(
     server: LiveServer, walker_frames: list[bytes]
 ) -> None:
@@ -125,14 +138,8 @@ def test_walker_leaving_view_gives_a_stop_cue(server: LiveServer, walker_frames:
         stream(cam, walker_frames[:8], fps=10)
         recv_until(cam, lambda m: m["type"] == "status" and m["seq"] == 7)
         left_at = time.monotonic()
-        stop = threading.Event()
-        sender = threading.Thread(target=stream, args=(cam, EMPTY, 10, stop))
-        sender.start()
-        try:
+        with streaming(cam, EMPTY):
             cue = recv_until(walker, is_type("cue"), timeout=3)
-        finally:
-            stop.set()
-            sender.join()
         assert (cue["tier"], cue["kind"]) == ("stop", "walker_lost")
         assert time.monotonic() - left_at < 1.0 + 0.4  # grace 0.4 s, then one frame and delivery
 
@@ -176,15 +183,9 @@ def test_a_frozen_picture_is_a_lost_camera(server: LiveServer, walker_frames: li
         stream(cam, walker_frames[:5], fps=10)
         recv_until(walker, lambda m: m["type"] == "state" and m["watching"])
         frozen_at = time.monotonic()
-        stop = threading.Event()
-        sender = threading.Thread(target=stream, args=(cam, [walker_frames[5]] * 30, 10, stop))
-        sender.start()
-        try:
+        with streaming(cam, [walker_frames[5]] * 30):
             cue = recv_until(walker, is_type("cue"), timeout=3)
             state = recv_until(walker, is_type("state"))
-        finally:
-            stop.set()
-            sender.join()
         assert (cue["tier"], cue["kind"]) == ("stop", "camera_lost")
         assert time.monotonic() - frozen_at < 1.0 + 0.2  # the frame before the freeze, then the timeout
         assert (state["watching"], state["reason"]) == (False, "camera_lost")
@@ -203,15 +204,9 @@ def test_frames_that_cannot_be_analysed_are_blind_not_watching(
         stream(cam, walker_frames[:5], fps=10)
         recv_until(walker, lambda m: m["type"] == "state" and m["watching"])
         bad_at = time.monotonic()
-        stop = threading.Event()
-        sender = threading.Thread(target=stream, args=(cam, corrupt, 10, stop))
-        sender.start()
-        try:
+        with streaming(cam, corrupt):
             cue = recv_until(walker, is_type("cue"), timeout=3)
             state = recv_until(walker, is_type("state"))
-        finally:
-            stop.set()
-            sender.join()
         assert (cue["tier"], cue["kind"]) == ("stop", "camera_lost")
         assert time.monotonic() - bad_at < 1.0
         assert (state["watching"], state["reason"]) == (False, "vision_lost")
@@ -231,16 +226,10 @@ def test_a_pose_model_that_fails_to_load_is_told_never_watched(
         s = srv.create_session()
         with connect(srv.ws_url("walker", s)) as walker, connect(srv.ws_url("camera", s)) as cam:
             started = time.monotonic()
-            stop = threading.Event()
-            sender = threading.Thread(target=stream, args=(cam, walker_frames, 10, stop))
-            sender.start()
-            try:
+            with streaming(cam, walker_frames):
                 err = recv_until(cam, is_type("error"), timeout=3)
-                seen = []
+                seen: list[Msg] = []
                 cue = recv_until(walker, lambda m: seen.append(m) is None and m["type"] == "cue", timeout=4)
-            finally:
-                stop.set()
-                sender.join()
             assert err["code"] == "vision_unavailable" and "bundle is gone" in err["detail"]
             assert (cue["tier"], cue["kind"]) == ("stop", "camera_lost")
             assert time.monotonic() - started < 1.0 + 1.0  # vision_start_s, then a heartbeat
@@ -553,23 +542,20 @@ def test_a_drilled_hazard_escalates_by_time_to_contact(walker_frames: list[bytes
     srv = start_server(drill=str(drill))
     try:
         s = srv.create_session()
-        with connect(srv.ws_url("camera", s)) as cam, connect(srv.ws_url("walker", s)) as walker:
-            stop = threading.Event()
-            sender = threading.Thread(target=stream, args=(cam, walker_frames * 2, 10, stop))
-            sender.start()
-            try:
-                # The drilled dog only: the real clip may hold hazards of its own (not under test here).
-                cues = [
-                    recv_until(walker, lambda m: m["type"] == "cue" and m["key"] == "drill0", timeout=8)
-                    for _ in range(3)
-                ]
-                alerts = []
-                while not alerts or alerts[-1]["active"]:
-                    alert = recv_until(walker, is_type("alert"), timeout=3)
-                    alerts.append({**alert, "active": [a for a in alert["active"] if a["key"] == "drill0"]})
-            finally:
-                stop.set()
-                sender.join()
+        with (
+            connect(srv.ws_url("camera", s)) as cam,
+            connect(srv.ws_url("walker", s)) as walker,
+            streaming(cam, walker_frames * 2),
+        ):
+            # The drilled dog only: the real clip may hold hazards of its own (not under test here).
+            cues = [
+                recv_until(walker, lambda m: m["type"] == "cue" and m["key"] == "drill0", timeout=8)
+                for _ in range(3)
+            ]
+            alerts = []
+            while not alerts or alerts[-1]["active"]:
+                alert = recv_until(walker, is_type("alert"), timeout=3)
+                alerts.append({**alert, "active": [a for a in alert["active"] if a["key"] == "drill0"]})
     finally:
         srv.stop()
     assert [(c["tier"], c["kind"], c["side"], c["phrase"]) for c in cues] == [
@@ -733,23 +719,15 @@ def test_status_carries_the_path_and_the_walker_hears_path_hidden_once(
     server: LiveServer, walker_frames: list[bytes]
 ) -> None:
     s = server.create_session()
-    with connect(server.ws_url("camera", s)) as cam, connect(server.ws_url("walker", s)) as walker:
-        stop = threading.Event()
-        sender = threading.Thread(target=stream, args=(cam, walker_frames * 2, 10, stop))
-        sender.start()
-        msgs: list[Msg] = []
-        try:
-            status = recv_until(cam, lambda m: m["type"] == "status" and m["walker"] is not None, timeout=8)
-            assert status["path"] == PATH_SENT
-            assert "path_hidden" in status["hazards"]
-            # Every walker message for 2 s of the walker in view with the path hidden.
-            deadline = time.monotonic() + 2.0
-            while (left := deadline - time.monotonic()) > 0:
-                with contextlib.suppress(TimeoutError):
-                    msgs.append(json.loads(walker.recv(timeout=left)))
-        finally:
-            stop.set()
-            sender.join()
+    with (
+        connect(server.ws_url("camera", s)) as cam,
+        connect(server.ws_url("walker", s)) as walker,
+        streaming(cam, walker_frames * 2),
+    ):
+        status = recv_until(cam, lambda m: m["type"] == "status" and m["walker"] is not None, timeout=8)
+        assert status["path"] == PATH_SENT
+        assert "path_hidden" in status["hazards"]
+        msgs = collect(walker, 2.0)  # every walker message for 2 s of the walker in view, path hidden
     states = [m for m in msgs if m["type"] == "state"]
     assert states[-1] == {"type": "state", "v": 1, "watching": True, "reason": None, "path_hidden": True}
     cues = [m for m in msgs if m["type"] == "cue"]
