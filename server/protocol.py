@@ -113,6 +113,26 @@ def message(type_: str, /, **fields: Any) -> dict[str, Any]:
     return {"type": type_, "v": PROTOCOL_VERSION, **fields}
 
 
+def encode(msg: dict[str, Any]) -> str:
+    """A server message as JSON text a browser can parse: Python would write NaN and Infinity, which
+    JSON.parse refuses, and the page drops the whole message (a cue among them) without a word. A
+    non-finite number, wherever it came from, goes out as null."""
+    try:
+        return json.dumps(msg, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(msg), separators=(",", ":"), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def cue_message(cue: Cue, cue_id: int, seq: int | None, capture_ms: float | None) -> dict[str, Any]:
     return message(
         "cue",

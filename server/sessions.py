@@ -6,7 +6,6 @@ import asyncio
 import collections
 import contextlib
 import hashlib
-import json
 import logging
 import secrets
 import time
@@ -23,6 +22,7 @@ from server.protocol import (
     FrameEnvelope,
     alert_message,
     cue_message,
+    encode,
     message,
     path_payload,
     pose_payload,
@@ -112,13 +112,13 @@ class Peer:
                 self._close(CLOSE_TOO_SLOW, "client does not read its messages")
             )
             return
-        self._queue.append(json.dumps(msg, separators=(",", ":")))
+        self._queue.append(encode(msg))
         self._wake.set()
 
     def send_status(self, msg: dict[str, Any]) -> None:
         """Statuses are latest-wins: an unsent one is replaced, never queued behind."""
         if not self._closed:
-            self._status = json.dumps(msg, separators=(",", ":"))
+            self._status = encode(msg)
             self._wake.set()
 
     async def _write_loop(self) -> None:

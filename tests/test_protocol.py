@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from server.protocol import FRAME_MAGIC, ProtocolError, pack_frame, parse_control, parse_frame
+from server.protocol import (
+    FRAME_MAGIC,
+    ProtocolError,
+    encode,
+    message,
+    pack_frame,
+    parse_control,
+    parse_frame,
+)
 
 
 def test_bare_jpeg_is_a_frame() -> None:
@@ -53,3 +63,14 @@ def test_bad_control_messages(text: str, code: str) -> None:
 
 def test_good_control_message() -> None:
     assert parse_control('{"type": "ping", "t": 1}') == {"type": "ping", "t": 1}
+
+
+def test_messages_are_json_a_browser_can_parse() -> None:
+    """NaN or Infinity anywhere in a message goes out as null; JSON.parse refuses Python's NaN and the page
+    would drop the whole message."""
+    msg = message("cue", ttc_s=float("nan"), distance_m=1.5, extra={"a": [float("inf"), 2.0, -float("inf")]})
+    text = encode(msg)
+    assert "NaN" not in text and "Infinity" not in text
+    expected = {"type": "cue", "v": 1, "ttc_s": None, "distance_m": 1.5, "extra": {"a": [None, 2.0, None]}}
+    assert json.loads(text) == expected
+    assert encode(message("ok", x=1.25)) == '{"type":"ok","v":1,"x":1.25}'
