@@ -246,6 +246,10 @@ class Session:
             self.unanalysed_since_ms = received_ms
         self.slot.put(PendingFrame(envelope, received_ms, sender))
 
+    def frames_stopped(self, t_ms: float) -> bool:
+        """No new frame for `camera_timeout_s` (or none yet)."""
+        return self.last_frame_ms is None or t_ms - self.last_frame_ms > self.settings.camera_timeout_s * 1000
+
     def vision_blind(self, t_ms: float) -> bool:
         """Frames come in, but none has been analysed for `camera_timeout_s` since the last one that was
         (for `vision_start_s` since the first frame, before any, while the pose model loads): a failing or
@@ -319,7 +323,7 @@ class Session:
         if self.camera is None or self.camera_stale():
             return "camera_lost" if self.camera_ever_streamed else "camera_not_connected"
         t = now_ms()
-        if self.last_frame_ms is None or t - self.last_frame_ms > self.settings.camera_timeout_s * 1000:
+        if self.frames_stopped(t):
             return "camera_lost" if self.camera_ever_streamed else "camera_not_connected"
         if self.analysed_ms is None or self.vision_blind(t):
             return "vision_lost"  # frames come in, but none is analysed (the model loading, or failing)
@@ -427,9 +431,7 @@ class Session:
             peers = [*self.walkers, *([self.camera] if self.camera else [])]
             for peer in peers:
                 peer.send(hb)
-            no_frames = (
-                self.last_frame_ms is None or t - self.last_frame_ms > self.settings.camera_timeout_s * 1000
-            )
+            no_frames = self.frames_stopped(t)
             if self.camera_ever_streamed and (no_frames or self.vision_blind(t)) and self.listeners():
                 # Blind because nothing new is coming in, or nothing that comes in is analysed: the vision
                 # loop gives the policy nothing, so the watchdog feeds it. Frame-time and watchdog-time

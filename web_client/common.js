@@ -26,6 +26,7 @@ export class Link {
     this.onOpen = onOpen || (() => {});
     this.onClose = onClose || (() => {});
     this.binaryType = binaryType;
+    this.retryTakenMax = retryTaken;
     this.retryTaken = retryTaken;
     this.delay = 250;
     this.stopped = false;
@@ -39,7 +40,12 @@ export class Link {
     const ws = new WebSocket(this.url);
     ws.binaryType = this.binaryType;
     this.ws = ws;
-    ws.onopen = () => { this.delay = 250; this.lastMessage = performance.now(); this.onOpen(); };
+    ws.onopen = () => {
+      this.delay = 250;
+      this.retryTaken = this.retryTakenMax;  // the retries are for one reconnection, not the whole session
+      this.lastMessage = performance.now();
+      this.onOpen();
+    };
     ws.onmessage = (ev) => {
       this.lastMessage = performance.now();
       if (typeof ev.data !== "string") return;
