@@ -247,6 +247,13 @@ def test_camera_to_walker_cues_in_a_real_browser(
     walker.wait_for_function("document.getElementById('state').textContent === 'Watching'", timeout=20_000)
     camera.wait_for_function("document.getElementById('figures').textContent.includes('walker seen')")
     assert "fps" in camera.inner_text("#figures")
+    # The fake camera gives 10 frames a second and the page may send 15: only the camera's new frames go
+    # out (the same frame sent twice would be taken for a frozen camera).
+    received = "window.rearguard.feed.lastStatus.received"
+    first, t0 = camera.evaluate(received), time.monotonic()
+    time.sleep(3)
+    rate = (camera.evaluate(received) - first) / (time.monotonic() - t0)
+    assert 5 < rate < 11.5, rate
     assert [e for e in played(walker) if e["what"] in ("speech", "phrase", "cue_msg")] == []
 
     # She leaves the view: a stop cue, spoken, with the siren tones and a vibration.

@@ -47,6 +47,9 @@ export class CameraFeed {
     this.path = null;  // status.path: corridor and obstacles in pixels of the analysed frame
     this.frameWh = null;  // status.frame_wh: the size of that frame
     this.hatch = null;
+    this.fresh = true;  // the video has shown a frame not sent yet (always, without requestVideoFrameCallback)
+    this.presentedAt = -Infinity;  // when it last did
+    this.lastStatus = null;
   }
   async start() {
     const stream = await navigator.mediaDevices.getUserMedia({
@@ -62,6 +65,17 @@ export class CameraFeed {
       this.tilt = pitch == null ? null : { pitch, at: performance.now() };
     });
     this.running = true;
+    // Only new camera frames are sent: a camera slower than the send rate, or one that stopped delivering,
+    // would otherwise send its last picture again and again (the server takes repeats for a frozen camera).
+    if ("requestVideoFrameCallback" in this.video) {
+      this.fresh = false;
+      const onFrame = () => {
+        this.fresh = true;
+        this.presentedAt = performance.now();
+        if (this.running) this.video.requestVideoFrameCallback(onFrame);
+      };
+      this.video.requestVideoFrameCallback(onFrame);
+    }
     this.loop();
   }
   stop() {
@@ -75,8 +89,13 @@ export class CameraFeed {
   }
   capture() {
     const v = this.video;
-    if (!v.videoWidth || !this.link.open) return;
+    // A page that is not drawn (in the background) gets no frame callbacks: after 200 ms without one the
+    // timer sends what the video shows (a repeat now and then from a slow camera is wasted, not harmful:
+    // the server tells a repeat from a new frame).
+    const waiting = !this.fresh && performance.now() - this.presentedAt < 200;
+    if (!v.videoWidth || !this.link.open || waiting) return;
     if (this.busy || this.link.ws.bufferedAmount > 0) { this.skipped++; return; }
+    if ("requestVideoFrameCallback" in v) this.fresh = false;
     const scale = Math.min(1, MAX_SIDE / Math.max(v.videoWidth, v.videoHeight));
     const w = Math.round(v.videoWidth * scale), h = Math.round(v.videoHeight * scale);
     if (this.canvas.width !== w || this.canvas.height !== h) { this.canvas.width = w; this.canvas.height = h; }
@@ -108,6 +127,7 @@ export class CameraFeed {
     return Promise.resolve(new Blob([bytes]));
   }
   onStatus(msg) {
+    this.lastStatus = msg;
     if (typeof msg.capture_ms === "number") {
       this.latencies.push(performance.now() - msg.capture_ms);
       if (this.latencies.length > 30) this.latencies.shift();
