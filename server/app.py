@@ -205,10 +205,10 @@ def create_app(
             await ws.close(CLOSE_UNAUTHORIZED, "wrong or missing token")
             return
         if role == "walker" and len(session.walkers) >= settings.max_walkers_per_session:
-            # A phone that dropped off the network leaves its socket open until TCP gives up; its page
-            # pings every 2 s, so one not heard from for 3 s is dead and makes room (a page refused here
-            # stops retrying, and its walker would hear only the page's own stop).
-            dead = [w for w in session.walkers if w.role == "walker" and now_ms() - w.last_heard_ms > 3000]
+            # A phone that dropped off the network leaves its socket open until TCP gives up: a dead one
+            # makes room (a page refused here stops retrying, and its walker would hear only its own stop).
+            t = now_ms()
+            dead = [w for w in session.walkers if w.role == "walker" and not w.alive(t)]
             if not dead:
                 await ws.close(CLOSE_CAMERA_TAKEN, "too many walker devices on this session")
                 return

@@ -96,6 +96,11 @@ class Peer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writer = asyncio.create_task(self._write_loop(), name=f"peer-{role}-{session_id}")
 
+    def alive(self, t_ms: float) -> bool:
+        """Heard from within three seconds: pages ping every 2 s, so a socket silent longer is a phone that
+        dropped off the network while TCP has not noticed."""
+        return t_ms - self.last_heard_ms < 3000
+
     def keep(self, task: asyncio.Task[None]) -> None:
         """Hold a reference to a task started for this peer until it ends."""
         self._tasks.add(task)
@@ -214,7 +219,7 @@ class Session:
     def live_listeners(self) -> int:
         """Devices that will play a cue: connected and heard from within three seconds (they ping)."""
         t = now_ms()
-        return sum(1 for p in self.listeners() if t - p.last_heard_ms < 3000)
+        return sum(1 for p in self.listeners() if p.alive(t))
 
     def touch(self) -> None:
         self.last_activity_ms = now_ms()
