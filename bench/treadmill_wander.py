@@ -36,13 +36,12 @@ sys.path.insert(0, str(ROOT))
 
 from vision.pose import PoseEstimator  # noqa: E402
 from vision.tilt import elevation_in_frame  # noqa: E402
-from vision.treadmill import TreadmillConfig, TreadmillMonitor  # noqa: E402
+from vision.treadmill import FOOT_POINTS, TreadmillConfig, TreadmillMonitor, body_size_px  # noqa: E402
 from vision.types import Pose  # noqa: E402
 
 CLIP = ROOT.parent / "shared" / "clips" / "treadmill_phone_side.mp4"
-FOCAL_LONG_SIDE = 0.75
-CALIBRATION_S = 3.0
-FOOT_POINTS = [27, 28, 29, 30, 31, 32]
+CONFIG = TreadmillConfig()  # the monitor's defaults: its focal length and calibration time
+FOCAL_LONG_SIDE, CALIBRATION_S = CONFIG.focal_long_side, CONFIG.calibration_s
 
 
 def measure(
@@ -69,12 +68,7 @@ def measure(
             sizes.append(np.nan)
             heights.append(np.nan)
             continue
-        p = people[0].xy.astype(np.float64) * (w, h)
-        vis = people[0].visibility
-        hip, shoulder = (p[23] + p[24]) / 2, (p[11] + p[12]) / 2
-        side = (23, 25, 27) if vis[[23, 25, 27]].sum() >= vis[[24, 26, 28]].sum() else (24, 26, 28)
-        leg = np.linalg.norm(p[side[0]] - p[side[1]]) + np.linalg.norm(p[side[1]] - p[side[2]])
-        sizes.append(float(np.linalg.norm(shoulder - hip) + leg))
+        sizes.append(body_size_px(people[0], wh, "side", CONFIG))
         rows = np.nonzero((masks[0] > 0.5).sum(axis=1) >= 3)[0]
         heights.append(float(rows[-1] - rows[0]) if len(rows) else np.nan)
     cap.release()
@@ -88,7 +82,7 @@ def ground_line(
     """Per frame, the feet's ground-line depth (bh, + away; NaN without feet), with the phone's tilt `tilt`
     (degrees up; None: level), calibrated by the monitor as a live session would be; and the calibration's
     distance from the phone (bh)."""
-    monitor = TreadmillMonitor(TreadmillConfig())
+    monitor = TreadmillMonitor(CONFIG)
     for i, pose in enumerate(poses):
         monitor.update(pose, round(i * 1000 / fps), wh, None, tilt)
     cal = monitor.calibration
@@ -100,7 +94,7 @@ def ground_line(
     for pose in poses:
         g = None
         if pose is not None and g0:
-            g = cal.below_horizon(float((pose.xy[FOOT_POINTS] * wh @ down).max()))
+            g = cal.below_horizon(float((pose.xy[list(FOOT_POINTS)] * wh @ down).max()))
         out.append(cal.camera_distance_bh * (g0 / g - 1.0) if g0 and g and g > 0 else math.nan)
     return np.array(out), cal.camera_distance_bh
 

@@ -27,6 +27,7 @@ from vision.treadmill import (
     TreadmillConfig,
     TreadmillMonitor,
     TreadmillState,
+    body_size_px,
     mean_luma,
 )
 from vision.types import Pose
@@ -990,3 +991,13 @@ def test_the_pipeline_reads_the_tilt_from_the_image_only_while_calibrating_witho
     for i in range(10):  # the sensor's own tilt, 10 deg off: a moved phone
         told.process(room, 11_000 + i * 67, 6.0)
     assert told._treadmill is not None and told._treadmill._moved
+
+
+@pytest.mark.parametrize(("view", "facing"), [("side", -1), ("front", 1)])
+def test_body_size_px_is_the_size_the_monitor_calibrates_with(view: str, facing: int) -> None:
+    body = Body(view=view, facing=facing)
+    cal = calibrated(body, walking=False).calibration
+    assert cal is not None
+    size = body_size_px(body.pose(), body.frame_wh, cal.view)
+    assert size == pytest.approx(cal.scale_px, rel=1e-6)
+    assert body_size_px(body.pose(), body.frame_wh, "front_back" if cal.view == "side" else "side") != size

@@ -680,6 +680,14 @@ def _size(f: _Frame, view: View) -> float:
     return f.torso + f.leg if view == "side" else f.hip_width
 
 
+def body_size_px(
+    pose: Pose, frame_wh: tuple[int, int], view: View, config: TreadmillConfig | None = None
+) -> float:
+    """The body's size in the image as the monitor measures it in `view` (px; `_size`), for tools that
+    compare it with other measures."""
+    return _size(_measure(pose, 0.0, frame_wh, config or TreadmillConfig(), None), view)
+
+
 class _Extents:
     """How far the walker reaches towards each end and side (bh from the neutral hip; at the belt's end when
     it equals `*_end_bh`), and how fast that changes (bh/s towards it).
