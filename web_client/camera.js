@@ -47,7 +47,8 @@ export class CameraFeed {
     this.path = null;  // status.path: corridor and obstacles in pixels of the analysed frame
     this.frameWh = null;  // status.frame_wh: the size of that frame
     this.hatch = null;
-    this.fresh = true;  // the video has shown a frame not sent yet (always, without requestVideoFrameCallback)
+    this.frameCallbacks = "requestVideoFrameCallback" in video;  // the browser says when a new frame shows
+    this.fresh = !this.frameCallbacks;  // the video has shown a frame not sent yet (always, without them)
     this.presentedAt = -Infinity;  // when it last did
     this.lastStatus = null;
   }
@@ -67,8 +68,7 @@ export class CameraFeed {
     this.running = true;
     // Only new camera frames are sent: a camera slower than the send rate, or one that stopped delivering,
     // would otherwise send its last picture again and again (the server takes repeats for a frozen camera).
-    if ("requestVideoFrameCallback" in this.video) {
-      this.fresh = false;
+    if (this.frameCallbacks) {
       const onFrame = () => {
         this.fresh = true;
         this.presentedAt = performance.now();
@@ -95,7 +95,7 @@ export class CameraFeed {
     const waiting = !this.fresh && performance.now() - this.presentedAt < 200;
     if (!v.videoWidth || !this.link.open || waiting) return;
     if (this.busy || this.link.ws.bufferedAmount > 0) { this.skipped++; return; }
-    if ("requestVideoFrameCallback" in v) this.fresh = false;
+    this.fresh = !this.frameCallbacks;
     const scale = Math.min(1, MAX_SIDE / Math.max(v.videoWidth, v.videoHeight));
     const w = Math.round(v.videoWidth * scale), h = Math.round(v.videoHeight * scale);
     if (this.canvas.width !== w || this.canvas.height !== h) { this.canvas.width = w; this.canvas.height = h; }
