@@ -55,19 +55,36 @@ RECORDER = """
   window.__played = log;
   const now = () => performance.now();
   const start = OscillatorNode.prototype.start;
+  // The page renders its stop ahead in an OfflineAudioContext: those nodes are not heard when made.
+  const live = (node) => !(node.context instanceof OfflineAudioContext);
   OscillatorNode.prototype.start = function (...a) {
-    log.push({ what: "tone", freq: this.frequency.value, wave: this.type, at: now() });
+    if (live(this)) log.push({ what: "tone", freq: this.frequency.value, wave: this.type, at: now() });
     return start.apply(this, a);
   };
   const stop = OscillatorNode.prototype.stop;
   OscillatorNode.prototype.stop = function (...a) {
-    if (a.length === 0) log.push({ what: "tone_off", freq: this.frequency.value, at: now() });
+    if (a.length === 0 && live(this)) log.push({ what: "tone_off", freq: this.frequency.value, at: now() });
     return stop.apply(this, a);
   };
+  // A looping buffer is the stop rendered ahead (the dead man's switch): when it would sound, and whether
+  // it was stopped before then. Other buffers are spoken phrases.
+  const later = (node, when) => now() + Math.max(0, ((when || 0) - node.context.currentTime) * 1000);
   const play = AudioBufferSourceNode.prototype.start;
   AudioBufferSourceNode.prototype.start = function (...a) {
-    log.push({ what: "phrase", seconds: this.buffer ? this.buffer.duration : 0, at: now() });
+    if (!live(this)) {
+      // rendered ahead, not heard now
+    } else if (this.loop) {
+      this.__entry = { what: "stop_loop", at: now(), sounds_at: later(this, a[0]), stopped_at: null };
+      log.push(this.__entry);
+    } else {
+      log.push({ what: "phrase", seconds: this.buffer ? this.buffer.duration : 0, at: now() });
+    }
     return play.apply(this, a);
+  };
+  const halt = AudioBufferSourceNode.prototype.stop;
+  AudioBufferSourceNode.prototype.stop = function (...a) {
+    if (this.__entry && this.__entry.stopped_at === null) this.__entry.stopped_at = later(this, a[0]);
+    return halt.apply(this, a);
   };
   // When each server message arrives, before the page's own handler runs.
   const WS = window.WebSocket;
@@ -202,7 +219,14 @@ def wait_for_speech(page: Any, fragment: str, timeout_s: float) -> dict[str, Any
             if fragment in (cue.get("text") or ""):
                 time.sleep(0.3)
                 log = played(page)
-                assert any(e["what"] == "tone" and abs(e["at"] - cue["at"]) < 50 for e in log), log
+                if cue.get("local") and cue.get("looped"):
+                    # The page's own stop, played by the audio thread from the loop rendered ahead (words
+                    # included when the phrases are rendered); the page logs it when its timer sees it.
+                    assert stop_loop_sounded(log, cue["at"] - 200, cue["at"] + 50), log
+                    if cue.get("voice") == "rendered":
+                        return dict(cue)
+                else:
+                    assert any(e["what"] == "tone" and abs(e["at"] - cue["at"]) < 50 for e in log), log
                 spoken = [
                     e for e in log if e["what"] in ("phrase", "speech") and -50 < e["at"] - cue["at"] < 1500
                 ]
@@ -210,6 +234,53 @@ def wait_for_speech(page: Any, fragment: str, timeout_s: float) -> dict[str, Any
                 return dict(cue)
         time.sleep(0.05)
     raise AssertionError(f"no {fragment!r} cue within {timeout_s} s; played: {played(page)}")
+
+
+# A level meter on the audio thread (an AudioWorklet), tapped into the page's output bus: the audio-clock
+# times at which the page's sound became loud, measured where the sound is made, so they hold while the
+# page's own thread is frozen or busy.
+METER = """
+registerProcessor("meter", class extends AudioWorkletProcessor {
+  constructor() { super(); this.loud = false; }
+  process(inputs) {
+    const ch = inputs[0][0];
+    let peak = 0;
+    if (ch) for (let i = 0; i < ch.length; i++) peak = Math.max(peak, Math.abs(ch[i]));
+    if ((peak > 0.05) !== this.loud) {
+      this.loud = !this.loud;
+      if (this.loud) this.port.postMessage(currentTime);
+    }
+    return true;
+  }
+});
+"""
+
+
+def install_meter(page: Any) -> None:
+    """Taps the page's output bus into METER; the onsets collect in window.__onsets (audio-clock s)."""
+    page.evaluate(
+        """async (src) => {
+          const p = window.rearguard.player;
+          const url = URL.createObjectURL(new Blob([src], { type: "text/javascript" }));
+          await p.ctx.audioWorklet.addModule(url);
+          const meter = new AudioWorkletNode(p.ctx, "meter");
+          window.__onsets = [];
+          meter.port.onmessage = (e) => window.__onsets.push(e.data);
+          p.bus.connect(meter);
+          meter.connect(p.ctx.destination);  // pulled by the graph; it writes silence
+        }""",
+        METER,
+    )
+
+
+def stop_loop_sounded(log: list[dict[str, Any]], start_ms: float, end_ms: float) -> bool:
+    """Whether a stop loop started sounding between the two page times, and was not stopped first."""
+    return any(
+        e["what"] == "stop_loop"
+        and start_ms <= e["sounds_at"] <= end_ms
+        and (e["stopped_at"] is None or e["stopped_at"] > e["sounds_at"])
+        for e in log
+    )
 
 
 def recorded_page(browser: Any, url: str) -> tuple[Any, Any]:
@@ -686,10 +757,68 @@ def test_closing_on_purpose_plays_no_stop_and_stopped_sound_is_told(
     page.click("#state")
     page.wait_for_function("document.getElementById('sound').textContent === ''", timeout=5_000)
 
-    # End workout closes the socket on purpose: no "connection lost" siren.
-    ended = page.evaluate("performance.now()")
+    # End workout closes the socket on purpose: no "connection lost" siren, neither from the page's timer
+    # nor from the stop scheduled ahead on the audio clock. Words off, so that a cue already sounding at
+    # the end is over within 0.75 s; the meter hears everything the page plays.
+    install_meter(page)
+    page.evaluate("window.rearguard.player.settings.speech = false")
+    time.sleep(2.0)
+    ended = page.evaluate("[performance.now(), window.rearguard.player.ctx.currentTime]")
     page.click("#end")
-    time.sleep(1.5)
-    after = [c for c in page.evaluate("window.rearguard.player.played") if c["at"] > ended]
+    time.sleep(3.0)
+    after = [c for c in page.evaluate("window.rearguard.player.played") if c["at"] > ended[0]]
     assert not [c for c in after if c.get("kind") == "connection_lost"], after
+    onsets = page.evaluate("window.__onsets")
+    assert not [t for t in onsets if t > ended[1] + 0.75], (ended, onsets)
     ctx.close()
+
+
+def test_walker_stop_sounds_on_the_audio_clock_while_the_page_cannot_run(person_in_view: Path) -> None:
+    """A phone slows or freezes the script of a page it is not showing (timers once a second, then once a
+    minute, then none); the server's messages are not handled then, so the walker is not being warned and
+    must hear so within a second: the stop is scheduled on the audio clock, which keeps running. Headless
+    Chromium does not freeze a page on request (Page.setWebLifecycleState changed nothing here), so the
+    page's script is paused in the DevTools debugger: no timer and no message handler runs, as in a frozen
+    page. A level meter on the audio thread times the sound; when the script runs again and hears the
+    server, the repeat being heard finishes and the page is watching."""
+    srv = start_server()
+    try:
+        with chromium(person_in_view) as browser:
+            s = srv.create_session()
+            ctx, walker, camera = pair_pages(browser, s)
+            walker.click("#start")
+            camera.click("#start")
+            walker.bring_to_front()
+            watching = "document.getElementById('state').textContent === 'Watching'"
+            walker.wait_for_function(watching, timeout=20_000)
+            walker.wait_for_function("window.rearguard.player.deadman !== null", timeout=5_000)
+            install_meter(walker)
+            time.sleep(1.0)
+            cdp = ctx.new_cdp_session(walker)
+            cdp.send("Debugger.enable")
+            heard = walker.evaluate(
+                """(() => {
+                  const p = window.rearguard.player, e = window.rearguard.ear;
+                  const now = p.ctx.currentTime;
+                  const heard = now - (performance.now() - e.lastHeard) / 1000;
+                  return { now, heard, period: p.deadman.period };
+                })()"""
+            )
+            cdp.send("Debugger.pause")
+            time.sleep(4.0)
+            cdp.send("Debugger.resume")
+            walker.wait_for_function(watching, timeout=5_000)
+            resumed = walker.evaluate("window.rearguard.player.ctx.currentTime")
+            time.sleep(4.0)
+            onsets = walker.evaluate("window.__onsets")
+            ctx.close()
+    finally:
+        srv.stop()
+    during = [t for t in onsets if heard["now"] < t]
+    assert during, "no sound while the page's script could not run"
+    # The siren within a second of the last message the page heard (its watchdog allows 800 ms).
+    assert 0.75 <= during[0] - heard["heard"] <= 1.0, (heard, onsets)
+    # It repeats while the page cannot run (every 2 s or its words' length), and ends once the page hears
+    # the server again: the repeat sounding then finishes, no other starts.
+    assert [t for t in during if during[0] + heard["period"] - 0.05 <= t < resumed], (heard, resumed, onsets)
+    assert max(during) < resumed + heard["period"], (heard, resumed, onsets)

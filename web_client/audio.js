@@ -5,6 +5,33 @@ const PAN = { left: -0.8, centre: 0, right: 0.8 };
 const RANK = { advisory: 0, urgent: 1, stop: 2 };
 export const BLIND_KINDS = new Set(["walker_lost", "camera_lost", "connection_lost"]);
 const VIBRATE = { advisory: [80], urgent: [120, 60, 120], stop: [300, 100, 300, 100, 300] };
+// The blindness stop repeats every 2 s while it lasts (longer if its words take longer).
+export const STOP_REPEAT_S = 2;
+
+// Blindness: a fast high-low siren, three times, square wave, used for nothing else. Drawn into `out` of
+// audio context `ctx` from time t0; returns when it ends. The same drawing plays live and is rendered ahead
+// for the dead man's switch below, so the two cannot sound different.
+function drawSiren(ctx, out, t0) {
+  let end = t0;
+  for (let i = 0; i < 3; i++) {
+    for (const [freq, at] of [[1200, i * 0.24], [600, i * 0.24 + 0.12]]) {
+      const osc = ctx.createOscillator();
+      const amp = ctx.createGain();
+      osc.type = "square";
+      osc.frequency.value = freq;
+      const s = t0 + at;
+      end = s + 0.11;
+      amp.gain.setValueAtTime(0, s);
+      amp.gain.linearRampToValueAtTime(0.5, s + 0.005);
+      amp.gain.setValueAtTime(0.5, end - 0.015);
+      amp.gain.linearRampToValueAtTime(0, end);
+      osc.connect(amp).connect(out);
+      osc.start(s);
+      osc.stop(end + 0.01);
+    }
+  }
+  return end;
+}
 
 // `coachVoice`: the camera page speaks its coaching to the partner (see camera.html).
 export const DEFAULT_SETTINGS = { volume: 1, tones: true, speech: true, vibration: true, voice: "rendered", sensitivity: "normal", coachVoice: true, heightCm: null };
@@ -35,6 +62,10 @@ export class CuePlayer {
     this.speaking = null;
     this.lastCueAt = -Infinity;  // performance.now() of the last warning played
     this.onAudioState = () => {};  // told when the audio stops or starts again (the page shows it)
+    this.bus = null;  // every sound goes through this node to the speaker
+    this.deadman = null;  // { src, at, period }: the stop scheduled on the audio clock, see armSilence
+    this.stopLoop = null;  // { buffer, key, period, voice }: the blindness stop rendered ahead
+    this.stopLoopKey = null;  // the settings the loop being rendered is for
     this.beeper = setInterval(() => this.tick(), 25);
   }
   // A phone call, Siri or an alarm suspends (iOS: interrupts) the audio, and every tone then goes into a
@@ -50,6 +81,8 @@ export class CuePlayer {
     if (!this.ctx) {
       this.ctx = new (window.AudioContext || window.webkitAudioContext)();
       this.ctx.onstatechange = () => this.checkAudio();
+      this.bus = this.ctx.createGain();
+      this.bus.connect(this.ctx.destination);
       // iOS: play through the ring/silent switch, as a media app does (where the browser supports it)
       if (navigator.audioSession) { try { navigator.audioSession.type = "playback"; } catch (e) { /* older */ } }
       this.loadPhrases();
@@ -75,12 +108,17 @@ export class CuePlayer {
     } catch (e) { /* offline or no espeak-ng: the browser's own speech is the fallback */ }
   }
   get phrasesReady() { return this.buffers.size; }
+  // The volume, and a pan unless `pan` is null (centred, no panner).
   out(pan) {
     const gain = this.ctx.createGain();
     gain.gain.value = this.settings.volume;
+    if (pan === null) {
+      gain.connect(this.bus);
+      return gain;
+    }
     const panner = this.ctx.createStereoPanner();
     panner.pan.value = pan;
-    gain.connect(panner).connect(this.ctx.destination);
+    gain.connect(panner).connect(this.bus);
     return gain;
   }
   tone(freq, start, dur, pan, type = "sine", level = 0.6) {
@@ -101,15 +139,7 @@ export class CuePlayer {
   }
   // The tones of one cue; returns when (in AudioContext time) they end.
   cueTones(cue, pan) {
-    if (BLIND_KINDS.has(cue.kind) || cue.kind === "test") {
-      // Blindness: a fast high-low siren, three times, square wave, used for nothing else.
-      let end = 0;
-      for (let i = 0; i < 3; i++) {
-        this.tone(1200, i * 0.24, 0.11, pan, "square", 0.5);
-        end = this.tone(600, i * 0.24 + 0.12, 0.11, pan, "square", 0.5);
-      }
-      return end;
-    }
+    if (BLIND_KINDS.has(cue.kind) || cue.kind === "test") return drawSiren(this.ctx, this.out(pan), this.ctx.currentTime);
     if (cue.tier === "stop") return this.tone(1400, 0, 0.6, pan, "sawtooth", 0.5);
     if (cue.tier === "urgent") { this.tone(1000, 0, 0.08, pan); return this.tone(1000, 0.12, 0.08, pan); }
     return this.tone(660, 0, 0.12, pan, "sine", 0.4);
@@ -143,14 +173,80 @@ export class CuePlayer {
     if (!this.audioRunning) this.checkAudio();
     const s = this.settings;
     const pan = PAN[cue.side] ?? 0;
-    const end = s.tones ? this.cueTones(cue, pan) : this.ctx.currentTime;
-    const voice = s.speech ? this.speak(cue, pan, end + 0.05) : null;
+    let voice;
+    const looped = !!cue.local && this.silenceNow();
+    if (looped) {
+      voice = this.deadman.voice;  // the page's own stop: the audio thread plays it, words included
+      if (s.speech && !voice) voice = this.speak(cue, pan, this.ctx.currentTime);
+    } else {
+      const end = s.tones ? this.cueTones(cue, pan) : this.ctx.currentTime;
+      voice = s.speech ? this.speak(cue, pan, end + 0.05) : null;
+    }
     if (s.vibration && navigator.vibrate) navigator.vibrate(VIBRATE[cue.tier] || [100]);
-    const entry = { at: performance.now(), tier: cue.tier, kind: cue.kind, side: cue.side, text: cue.text, pan, voice };
+    const entry = { at: performance.now(), tier: cue.tier, kind: cue.kind, side: cue.side, text: cue.text, pan, voice, local: !!cue.local, looped };
     this.lastCueAt = entry.at;
     this.played.push(entry);
     if (this.played.length > 50) this.played.shift();
     this.onPlayed(entry);
+  }
+  // The dead man's switch. The page's own stop cue for a silent server (ear.js) is scheduled on the audio
+  // clock `afterS` from now and pushed back each time the server is heard. The audio thread then plays it
+  // on time whatever the page's main thread is doing: a hidden page's timers run once a second (once a
+  // minute after five minutes), a frozen page's not at all, and a busy one's late. It repeats every
+  // STOP_REPEAT_S until the server is heard again, which lets the repeat being heard finish.
+  armSilence(afterS) {
+    this.renderStopLoop();
+    const loop = this.stopLoop;
+    this.disarm();
+    if (!this.audioRunning || !loop) return;  // the page's own timer (ear.js) is all there is
+    const now = this.ctx.currentTime;
+    const src = this.ctx.createBufferSource();
+    src.buffer = loop.buffer;
+    src.loop = true;
+    src.connect(this.out(null));
+    src.start(now + afterS);
+    this.deadman = { src, at: now + afterS, period: loop.period, voice: loop.voice };
+  }
+  // The stop now (the socket closed): starts the loop at once unless it is already sounding.
+  silenceNow() {
+    if (!this.audioRunning) return false;
+    if (this.deadman && this.ctx.currentTime >= this.deadman.at) return true;
+    this.armSilence(0);
+    return !!this.deadman;
+  }
+  disarm() {
+    const d = this.deadman;
+    if (!d) return;
+    this.deadman = null;
+    const now = this.ctx.currentTime;
+    // Not started yet: never plays. Sounding: ends with the repeat being heard, not in the middle of it.
+    const end = now < d.at ? now : d.at + Math.ceil((now - d.at) / d.period) * d.period;
+    try { d.src.stop(end); } catch (e) { /* already stopped */ }
+  }
+  // Renders the blindness stop (siren, then its rendered words) into a looping buffer, ahead of need and
+  // again when the settings or the loaded phrases change; the last one rendered is used meanwhile.
+  renderStopLoop() {
+    const s = this.settings;
+    const words = s.speech && s.voice === "rendered" ? this.buffers.get("connection_lost") : null;
+    const key = `${s.tones}|${!!words}`;
+    if (!this.ctx || key === this.stopLoopKey) return;
+    this.stopLoopKey = key;
+    if (!s.tones && !words) { this.stopLoop = null; return; }  // the walker turned both off
+    const rate = this.ctx.sampleRate;
+    const sirenEnd = s.tones ? 0.72 : 0;
+    const wordsAt = sirenEnd + (s.tones ? 0.05 : 0);
+    const period = Math.max(STOP_REPEAT_S, words ? wordsAt + words.duration + 0.3 : 0);
+    const off = new OfflineAudioContext(2, Math.ceil(period * rate), rate);
+    if (s.tones) drawSiren(off, off.destination, 0);
+    if (words) {
+      const src = off.createBufferSource();
+      src.buffer = words;
+      src.connect(off.destination);
+      src.start(wordsAt);
+    }
+    off.startRendering().then((buffer) => {
+      if (this.stopLoopKey === key) this.stopLoop = { buffer, key, period, voice: words ? "rendered" : null };
+    }).catch(() => { if (this.stopLoopKey === key) this.stopLoopKey = null; });
   }
   // Words only, centred, no tone or vibration: the partner's coaching (not a warning). A warning being
   // heard wins: nothing is said within `quietMs` of one ("deferred": the caller tries again later).

@@ -1,10 +1,14 @@
 // What a listening device does with the server's messages, including its own watchdog: a silent
 // server or network is a stop cue within one second. The server's heartbeat comes every 250 ms, so
-// 800 ms is three missed in a row; with the 100 ms tick the cue sounds at most 900 ms after the last
-// message, inside the one-second budget.
+// 800 ms is three missed in a row. The stop's sound is scheduled on the audio clock 800 ms ahead and
+// pushed back by every message (CuePlayer.armSilence), so it sounds on time even when the page's timers
+// do not run (a hidden or frozen page); the 100 ms tick below does the rest (the screen, the vibration,
+// the browser's speech) and is the whole watchdog where the audio cannot be scheduled.
+
+import { STOP_REPEAT_S } from "./audio.js";
 
 const SILENCE_LIMIT_MS = 800;
-const STOP_REPEAT_MS = 2000;
+const STOP_REPEAT_MS = STOP_REPEAT_S * 1000;
 
 export class Ear {
   constructor(player, show) {
@@ -17,7 +21,10 @@ export class Ear {
     this.onSwap = null;
     this.timer = setInterval(() => this.tick(), 100);
   }
-  heard() { this.lastHeard = performance.now(); }
+  heard() {
+    this.lastHeard = performance.now();
+    this.player.armSilence(SILENCE_LIMIT_MS / 1000);
+  }
   // Armed when the page starts listening, not at the first message: a server that never answers (hung,
   // or a network that accepts the connection and goes silent) is a stop cue too.
   start() { this.heard(); }
@@ -46,6 +53,13 @@ export class Ear {
     }
   }
   onClose() { this.localStop("Stop. Connection lost"); }
+  // Listening ended on purpose (the workout ended, the speaker turned off): nothing more is to be heard.
+  stop() {
+    clearInterval(this.timer);
+    this.lastHeard = null;
+    this.player.disarm();
+    this.player.setAlert([]);  // an alert's beeper would go on
+  }
   localStop(text) {
     this.lastLocalStop = performance.now();
     this.watching = false;
