@@ -63,7 +63,8 @@ export class CuePlayer {
     this.lastCueAt = -Infinity;  // performance.now() of the last warning played
     this.onAudioState = () => {};  // told when the audio stops or starts again (the page shows it)
     this.bus = null;  // every sound goes through this node to the speaker
-    this.deadman = null;  // { src, at, period }: the stop scheduled on the audio clock, see armSilence
+    this.deadman = null;  // { src, at, period, voice }: the stop scheduled on the audio clock, see armSilence
+    this.tail = null;  // { src, end }: a disarmed loop finishing the repeat being heard
     this.stopLoop = null;  // { buffer, key, period, voice }: the blindness stop rendered ahead
     this.stopLoopKey = null;  // the settings the loop being rendered is for
     this.beeper = setInterval(() => this.tick(), 25);
@@ -174,12 +175,15 @@ export class CuePlayer {
     const s = this.settings;
     const pan = PAN[cue.side] ?? 0;
     let voice;
-    const looped = !!cue.local && this.silenceNow();
+    let looped = false;
+    try { looped = !!cue.local && this.silenceNow(); } catch (e) { /* not schedulable here: played below */ }
     if (looped) {
       voice = this.deadman.voice;  // the page's own stop: the audio thread plays it, words included
       if (s.speech && !voice) voice = this.speak(cue, pan, this.ctx.currentTime);
     } else {
-      const end = s.tones ? this.cueTones(cue, pan) : this.ctx.currentTime;
+      // Tones into a stopped audio context would all sound at once when it starts again: the browser's
+      // speech says the words meanwhile.
+      const end = s.tones && this.audioRunning ? this.cueTones(cue, pan) : this.ctx.currentTime;
       voice = s.speech ? this.speak(cue, pan, end + 0.05) : null;
     }
     if (s.vibration && navigator.vibrate) navigator.vibrate(VIBRATE[cue.tier] || [100]);
@@ -199,29 +203,39 @@ export class CuePlayer {
     const loop = this.stopLoop;
     this.disarm();
     if (!this.audioRunning || !loop) return;  // the page's own timer (ear.js) is all there is
-    const now = this.ctx.currentTime;
+    // Never over the repeat still finishing from a loop just disarmed (a link that flaps).
+    const at = Math.max(this.ctx.currentTime + afterS, this.tailEnd());
     const src = this.ctx.createBufferSource();
     src.buffer = loop.buffer;
     src.loop = true;
     src.connect(this.out(null));
-    src.start(now + afterS);
-    this.deadman = { src, at: now + afterS, period: loop.period, voice: loop.voice };
+    src.start(at);
+    this.deadman = { src, at, period: loop.period, voice: loop.voice };
   }
+  tailEnd() { return this.tail && this.tail.end > this.ctx.currentTime ? this.tail.end : 0; }
   // The stop now (the socket closed): starts the loop at once unless it is already sounding.
   silenceNow() {
     if (!this.audioRunning) return false;
-    if (this.deadman && this.ctx.currentTime >= this.deadman.at) return true;
+    const d = this.deadman;
+    if (d && d.at <= Math.max(this.ctx.currentTime, this.tailEnd())) return true;
     this.armSilence(0);
     return !!this.deadman;
   }
-  disarm() {
+  // Not started yet: it never plays. Sounding: it ends with the repeat being heard, words and all, unless
+  // `cut` (listening ended on purpose: nothing more is to be heard).
+  disarm(cut = false) {
     const d = this.deadman;
-    if (!d) return;
     this.deadman = null;
+    if (!this.ctx) return;
     const now = this.ctx.currentTime;
-    // Not started yet: never plays. Sounding: ends with the repeat being heard, not in the middle of it.
-    const end = now < d.at ? now : d.at + Math.ceil((now - d.at) / d.period) * d.period;
+    if (cut && this.tail) {
+      try { this.tail.src.stop(now); } catch (e) { /* already stopped */ }
+      this.tail = null;
+    }
+    if (!d) return;
+    const end = cut || now < d.at ? now : d.at + Math.ceil((now - d.at) / d.period) * d.period;
     try { d.src.stop(end); } catch (e) { /* already stopped */ }
+    if (end > now) this.tail = { src: d.src, end };
   }
   // Renders the blindness stop (siren, then its rendered words) into a looping buffer, ahead of need and
   // again when the settings or the loaded phrases change; the last one rendered is used meanwhile.
@@ -236,16 +250,22 @@ export class CuePlayer {
     const sirenEnd = s.tones ? 0.72 : 0;
     const wordsAt = sirenEnd + (s.tones ? 0.05 : 0);
     const period = Math.max(STOP_REPEAT_S, words ? wordsAt + words.duration + 0.3 : 0);
-    const off = new OfflineAudioContext(2, Math.ceil(period * rate), rate);
-    if (s.tones) drawSiren(off, off.destination, 0);
-    if (words) {
-      const src = off.createBufferSource();
-      src.buffer = words;
-      src.connect(off.destination);
-      src.start(wordsAt);
+    let rendering;
+    try {
+      const off = new OfflineAudioContext(2, Math.ceil(period * rate), rate);
+      if (s.tones) drawSiren(off, off.destination, 0);
+      if (words) {
+        const src = off.createBufferSource();
+        src.buffer = words;
+        src.connect(off.destination);
+        src.start(wordsAt);
+      }
+      rendering = off.startRendering();
+    } catch (e) {
+      return;  // a browser that cannot render ahead: the page's timer plays the stop (ear.js)
     }
-    off.startRendering().then((buffer) => {
-      if (this.stopLoopKey === key) this.stopLoop = { buffer, key, period, voice: words ? "rendered" : null };
+    Promise.resolve(rendering).then((buffer) => {
+      if (this.stopLoopKey === key && buffer) this.stopLoop = { buffer, key, period, voice: words ? "rendered" : null };
     }).catch(() => { if (this.stopLoopKey === key) this.stopLoopKey = null; });
   }
   // Words only, centred, no tone or vibration: the partner's coaching (not a warning). A warning being

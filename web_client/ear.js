@@ -23,17 +23,21 @@ export class Ear {
   }
   heard() {
     this.lastHeard = performance.now();
-    this.player.armSilence(SILENCE_LIMIT_MS / 1000);
+    // After the message is handled, and never in its way: a browser without the means to schedule the
+    // stop (an old one without OfflineAudioContext) still has the timer.
+    try { this.player.armSilence(SILENCE_LIMIT_MS / 1000); } catch (e) { console.warn("stop not scheduled", e); }
   }
   // Armed when the page starts listening, not at the first message: a server that never answers (hung,
   // or a network that accepts the connection and goes silent) is a stop cue too.
   start() { this.heard(); }
   onMessage(msg) {
-    this.heard();
+    try { this.handle(msg); } finally { this.heard(); }
+  }
+  handle(msg) {
     if (msg.type === "heartbeat" && typeof msg.watching === "boolean" && msg.watching !== this.watching) {
       // A state sent while the link was down is missed (states go out on change only): the heartbeat
       // carries the server's and puts the page right, chime included.
-      this.onMessage({ type: "state", watching: msg.watching, reason: msg.reason ?? null, path_hidden: !!msg.path_hidden });
+      this.handle({ type: "state", watching: msg.watching, reason: msg.reason ?? null, path_hidden: !!msg.path_hidden });
     } else if (msg.type === "cue") {
       this.player.play(msg);
       this.show({ cue: msg });
@@ -57,7 +61,7 @@ export class Ear {
   stop() {
     clearInterval(this.timer);
     this.lastHeard = null;
-    this.player.disarm();
+    this.player.disarm(true);
     this.player.setAlert([]);  // an alert's beeper would go on
   }
   localStop(text) {
