@@ -749,6 +749,11 @@ class PathWatcher:
             )
             if shares is not None:
                 tr.levels.append((t_s, shares[0], shares[1]))
+                # The band's own reading is how raised it is: a "kerb" track read as a band is not read
+                # as a footprint below, and a bench's seat seen as a band across the path must still be
+                # placed where it is (without this the veto warned it 1.0 s ahead instead of 2.9)
+                if math.isfinite(shares[1]):
+                    tr.lifts.append((t_s, shares[1]))
         for tr in lifts:
             tr.level_t = t_s
             rows, cols = np.divmod(tr.cells, self._nx)
