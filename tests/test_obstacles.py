@@ -24,6 +24,7 @@ from vision.parallax import ParallaxConfig
 from vision.pipeline import Pipeline, PipelineConfig
 from vision.pose import PoseEstimator
 from vision.scenario import Renderer, ScenarioSpec, Scene, Truth, build_truth, parse_spec
+from vision.sensors import TiltModel, simulated_pitch
 from vision.types import Analysis, Hazard
 
 WALKER_CLIP = "squats_facing_camera.mp4"
@@ -49,6 +50,7 @@ class Rendered:
     coverage: list[float]
     position_m: list[npt.NDArray[np.float64]]  # the camera's, per frame
     heel_z: list[float]
+    pitch_deg: list[float]  # the camera's true elevation, per frame (a phone's tilt sensor reads it)
 
     def t(self, k: int) -> float:
         return k / self.spec.fps
@@ -79,6 +81,7 @@ def render_scene(fields: dict[str, Any]) -> Rendered:
         [f.coverage for f in frames],
         [f.pose.position_m for f in frames],
         [scene.heel_z(k / spec.fps) for k in range(spec.frame_count)],
+        [f.pose.pitch_deg for f in frames],
     )
 
 
@@ -902,15 +905,25 @@ def car_park() -> Rendered:
 
 
 def bands_read(
-    scene: Rendered, flat_veto: bool, parallax: ParallaxConfig | None = None
+    scene: Rendered,
+    flat_veto: bool,
+    parallax: ParallaxConfig | None = None,
+    tilt: bool = False,
+    with_tilt: bool = True,
 ) -> tuple[list[Analysis], dict[int, list[tuple[float, float]]]]:
     """The pipeline on the scene's frames as the camera page sends them, and each "kerb" track's parallax
-    readings (the ground beyond it, the band)."""
-    path = PathConfig(flat_veto=flat_veto, parallax=parallax or ParallaxConfig())
+    readings (the ground beyond it, the band). `tilt`: each frame comes with the phone's tilt, as a
+    simulated sensor reads the scene's camera (the camera's height is then measured)."""
+    path = PathConfig(
+        flat_veto=flat_veto, flat_veto_with_tilt=with_tilt, parallax=parallax or ParallaxConfig()
+    )
     pipeline = Pipeline(PipelineConfig(path=path))
+    readings = simulated_pitch(scene.pitch_deg, scene.spec.fps, 7, TiltModel()) if tilt else None
     try:
         out = [
-            pipeline.process_jpeg(phone_jpeg(bgr), round(1000 * scene.t(k)))
+            pipeline.process_jpeg(
+                phone_jpeg(bgr), round(1000 * scene.t(k)), readings[k] if readings is not None else None
+            )
             for k, bgr in enumerate(scene.bgr)
         ]
         assert pipeline._path is not None
@@ -964,6 +977,21 @@ def test_the_ground_beyond_a_line_read_past_the_walkers_legs_reads_flat(
     assert kept_cues < beside_cues, read
 
 
+def test_with_the_phones_tilt_the_veto_is_on_and_the_stop_line_not_warned(
+    request: pytest.FixtureRequest,
+) -> None:
+    """The veto's readings are right once the camera's height is measured from the phone's tilt, so it is
+    on while the phone sends its tilt (PathConfig.flat_veto_with_tilt), and off for a phone that does not."""
+    scene: Rendered = request.getfixturevalue("stop_line")
+    with_tilt, _ = bands_read(scene, flat_veto=False, tilt=True)
+    assert not kerb_cues(with_tilt), kerb_cues(with_tilt)
+    assert any(a.path.get("camera_height_measured") for a in with_tilt)
+    not_used, _ = bands_read(scene, flat_veto=False, tilt=True, with_tilt=False)
+    assert kerb_cues(not_used), "the stop line was not warned without the veto: the test shows nothing"
+    without_tilt, _ = bands_read(scene, flat_veto=False)
+    assert kerb_cues(without_tilt), "a phone without the tilt: the veto is off"
+
+
 def test_a_kerb_down_reads_lower_and_is_warned_with_the_flat_veto(request: pytest.FixtureRequest) -> None:
     """The road 12 cm below a kerb's edge reads lower by parallax, as theory says (-h / (H + h), -0.08 for a
     phone 1.4 m up), so the veto leaves the kerb down warned: its kerb stone, at the walker's level, reads
@@ -985,6 +1013,13 @@ def test_a_kerb_down_reads_lower_and_is_warned_with_the_flat_veto(request: pytes
     # and it stays warned: its stone reads flat like paint, so the veto must not silence it once read
     since = len(runs) - warned[0]
     assert len(warned) >= 0.9 * since, f"warned in {len(warned)} of the {since} frames since the first"
+    # The product's default with a phone that sends its tilt (the veto on, the camera's height measured).
+    tilted, _ = bands_read(scene, flat_veto=False, tilt=True)
+    warned = [
+        k for k, a in enumerate(tilted) if any(h.kind == "kerb" and (h.ttc_s or 9) <= 3 for h in a.hazards)
+    ]
+    assert warned and scene.t(warned[0]) <= summary.deadline_t_s, (warned[:1], summary)
+    assert len(warned) >= 0.9 * (len(tilted) - warned[0])
 
 
 def test_the_lean_median_is_numpys_to_the_bit() -> None:

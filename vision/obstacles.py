@@ -113,10 +113,14 @@ class PathConfig:
     # it read flat by plane parallax (vision.parallax): road paint, a shadow's edge. Flat: over its readings
     # of the last `flat_window_s`, at least `flat_readings`, both medians within `flat_share` of 0 and the
     # ground beyond spread by no more than `flat_spread` (median deviation). Off: the readings are only as
-    # good as the ground plane's tilt, which starts from the pitch from the walker's body; turned on, over
-    # twenty camera-height and gait settings false alarms fell only 3.69 -> 3.38 a minute and at one prior
-    # a kerb down was warned 0.27 s later, read flat for a while (docs/obstacles.md, "Tried and dropped").
+    # good as the ground plane's tilt, which starts from the pitch from the walker's body; turned on for
+    # every frame, over twenty camera-height and gait settings false alarms fell only 3.69 -> 3.38 a minute
+    # and at one prior a kerb down was warned 0.27 s later, read flat for a while (docs/obstacles.md, "Tried
+    # and dropped"). So it is on only while the camera's height is measured from the phone's tilt
+    # (`flat_veto_with_tilt`), where the body's pitch is right: there false alarms fell 3.72 -> 2.48 a
+    # minute with no hazard warned later (docs/obstacles.md). `flat_veto` turns it on for every frame.
     flat_veto: bool = False
+    flat_veto_with_tilt: bool = True
     flat_share: float = 0.035
     flat_spread: float = 0.03
     flat_readings: int = 4
@@ -661,6 +665,11 @@ class PathWatcher:
             # A sideways part of the ground's motion means the corridor is turned from the line of sight.
             self.ground.update_heading(self.ground.heading + math.atan2(vx, vd), speed)
 
+    def _veto(self) -> bool:
+        """Whether bands that read flat are not warned this frame (PathConfig.flat_veto)."""
+        c = self.config
+        return c.flat_veto or (c.flat_veto_with_tilt and self.ground.height_measured)
+
     def _read_levels(
         self,
         bgr: npt.NDArray[np.uint8],
@@ -674,7 +683,8 @@ class PathWatcher:
         the footprint of each thing standing still in or near the corridor, at most every `raised_every_s`
         (`raised_fix`)."""
         c = self.config
-        if not (c.flat_veto or c.raised_fix):
+        veto = self._veto()
+        if not (veto or c.raised_fix):
             return
         now = self._level_frames.add(t_s, bgr, ground, plain)
         if not self.speed_mps or self.motion_unknown:
@@ -684,14 +694,14 @@ class PathWatcher:
         bands = [
             tr
             for tr in seen_now
-            if c.flat_veto and tr.kind == "kerb" and t_s - tr.level_t >= c.level_every_s - 1e-6
+            if veto and tr.kind == "kerb" and t_s - tr.level_t >= c.level_every_s - 1e-6
         ]
         near = c.corridor_half_m + c.raised_beside_m
         lifts = [
             tr
             # a walker standing still gives no baseline to read height from
             for tr in (seen_now if c.raised_fix and speed >= c.moving_mps else [])
-            if not (c.flat_veto and tr.kind == "kerb")  # those are read as bands
+            if not (veto and tr.kind == "kerb")  # those are read as bands
             and t_s - tr.level_t >= c.raised_every_s - 1e-6
             and c.raised_closing[0] <= tr.closing / speed <= c.raised_closing[1]
             and tr.history[-1][1] <= c.raised_within_m
@@ -804,7 +814,7 @@ class PathWatcher:
         before the band runs out and readings stop, and a verdict that lapsed then raised the band's first cue
         1.5 s from contact; one that flickered at its threshold started a new warning each time."""
         c = self.config
-        levels = self._levels(tr, t_s) if c.flat_veto and tr.kind == "kerb" else None
+        levels = self._levels(tr, t_s) if self._veto() and tr.kind == "kerb" else None
         if levels is None or levels[3] < c.flat_readings:
             return tr.flat
         beyond, band, spread, _ = levels
