@@ -74,6 +74,10 @@ class GroundConfig:
     walker_height_m: float = 1.70  # prior: adult stature
     distance_window: int = 15  # frames (a second at the path stage's rate) whose median is the distance:
     # the toe row jumps a step's length each step, the pair's distance changes slowly
+    tilt_current_readings: int = 15  # GroundTracker.tilt_current: this many heights from the tilt...
+    tilt_current_frames: int = (
+        15  # ...the last this many frames ago at most (about 1 s at 15 frames a second)
+    )
     height_window: int = 45  # frames whose median is the camera's height when the phone's pitch is known:
     # each frame's solution carries the toe row's jump and the sensor's noise, the hand's height drifts slowly
 
@@ -222,6 +226,7 @@ class GroundTracker:
         self._long_thigh = 0.0
         self._distances: deque[float] = deque(maxlen=self.config.distance_window)
         self._heights: deque[float] = deque(maxlen=self.config.height_window)
+        self._since_height: int | None = None  # frames since the last height from the phone's tilt
         self._stature_prior = self.config.walker_height_m
 
     def update(
@@ -246,8 +251,13 @@ class GroundTracker:
         hip_v = float(pose.xy[L_HIP, 1] + pose.xy[R_HIP, 1]) / 2.0 * frame_wh[1]
         bent = hips_seen and self._thighs_bent(pose, frame_wh, eye_v, hip_v)
         upright = self._upright(pose, frame_wh, contact_v - eye_v) and not bent
-        if upright and phone_pitch_deg is not None:
-            self._add_height(phone_pitch_deg, a, b, eye_h, toe_h)
+        added = (
+            upright and phone_pitch_deg is not None and self._add_height(phone_pitch_deg, a, b, eye_h, toe_h)
+        )
+        if added:
+            self._since_height = 0
+        elif self._since_height is not None:
+            self._since_height += 1
         height = float(np.median(self._heights)) if self._heights else c.camera_height_m
         _, dist = solve_pitch_distance(f, cy, contact_v, eye_v, eye_h, height - toe_h)
         if upright or not self._distances:
@@ -282,20 +292,22 @@ class GroundTracker:
             heading_measured=self.heading_measured,
         )
 
-    def _add_height(self, phone_pitch_deg: float, a: float, b: float, eye_h: float, toe_h: float) -> None:
+    def _add_height(self, phone_pitch_deg: float, a: float, b: float, eye_h: float, toe_h: float) -> bool:
         """The camera's height this frame from the phone's pitch (its camera's elevation, degrees, up
         positive) and the angles below the optical axis of the toes (`a`) and eyes (`b`), rad: the eyes
         are `eye_h` above the toes, so the pitch fixes the distance and with it the height. Kept for the
         median; a reading the body cannot agree with (the phone held flat, a pose gone wrong) is not."""
         if not -60 < phone_pitch_deg < 30:
-            return
+            return False
         theta = -math.radians(phone_pitch_deg)
         denom = math.tan(theta + a) - math.tan(theta + b)
         if denom <= 1e-3:
-            return
+            return False
         height = toe_h + eye_h / denom * math.tan(theta + a)
-        if 0.5 < height < 2.5:
-            self._heights.append(height)
+        if not 0.5 < height < 2.5:
+            return False
+        self._heights.append(height)
+        return True
 
     def _upright(self, pose: Pose, frame_wh: tuple[int, int], eye_to_toe_px: float) -> bool:
         sw = abs(float(pose.xy[L_SHOULDER, 0] - pose.xy[R_SHOULDER, 0])) * frame_wh[0]
@@ -355,6 +367,18 @@ class GroundTracker:
     def height_measured(self) -> bool:
         """The camera's height comes from the phone's tilt, not the prior."""
         return bool(self._heights)
+
+    @property
+    def tilt_current(self) -> bool:
+        """The camera's height is being measured from the phone's tilt now: from `tilt_current_readings`
+        readings at least, the last within `tilt_current_frames` frames (a phone that stops sending its
+        tilt leaves an old height behind, which `height_measured` still reports)."""
+        c = self.config
+        return (
+            len(self._heights) >= c.tilt_current_readings
+            and self._since_height is not None
+            and self._since_height <= c.tilt_current_frames
+        )
 
     def reset(self) -> None:
         """The walker was lost: whoever comes back may stand elsewhere, be someone else, walk another way."""

@@ -32,8 +32,10 @@ The weak part is still the plane. On the generated suite, with the scene's own c
 prior, the stop line and the road beyond it read -0.006 and the road beyond a kerb down -0.09; with the
 prior 0.1 m low the kerb down reads -0.046, near paint's +0.03, and with it 0.1 m high a step up's top
 reads lower, like a drop (figures: docs/obstacles.md). That is why PathConfig.flat_veto, which uses these
-readings, is off. A reading costs about 33 ms. A footprint's reading is used only within 3.5 m of the heels
-and when it is clearly raised (+0.15 or more): there the plane's error is a few hundredths.
+readings, is off; with the height measured from the phone's tilt the plane is right to within the tilt's own
+bias, and 2 degrees of it move the readings by about 0.04, the kerb down's margin: off too. A reading costs
+about 33 ms. A footprint's reading is used only within 3.5 m of the heels and when it is clearly raised
+(+0.15 or more): there the plane's error is a few hundredths.
 """
 
 from __future__ import annotations
