@@ -729,3 +729,24 @@ def test_a_squat_does_not_move_the_walker() -> None:
     first = distances[0]
     assert all(abs(d - first) <= 0.15 * first for d in distances), (first, min(distances), max(distances))
     assert max(speeds) < PathConfig().moving_mps
+
+
+def test_the_tilt_is_current_only_while_the_phone_sends_it(landscape: RenderedPoses) -> None:
+    """GroundTracker.tilt_current: heights measured from the tilt, and still being measured. A phone that
+    stops sending its tilt leaves its old height in use (height_measured), but not as current once 15
+    frames have passed without a reading; it is current again after 15 new readings. (The scene's frames
+    are played over and over.)"""
+    tracker = GroundTracker(GroundConfig(camera_height_m=1.4, walker_height_m=1.70))
+    poses = [(i, p) for i, p in enumerate(landscape.poses) if p is not None]
+    current = []
+    for n in range(60):
+        i, pose = poses[n % len(poses)]
+        sends = n < 20 or n >= 40  # the tilt for 20 frames, none for 20, then again
+        tracker.update(pose, landscape.wh, landscape.cameras[i]["pitch_deg"] if sends else None)
+        current.append(tracker.tilt_current)
+        if n == 39:
+            assert tracker.height_measured
+    assert current[:10] == [False] * 10  # fewer than 15 readings yet
+    assert current[19]
+    assert not any(current[36:40])  # more than 15 frames since the last reading
+    assert current[-1]
