@@ -325,10 +325,8 @@ class Session:
         )
 
     def _blind_reason(self) -> str:
-        if self.camera is None or self.camera_stale():
-            return "camera_lost" if self.camera_ever_streamed else "camera_not_connected"
         t = now_ms()
-        if self.frames_stopped(t):
+        if self.camera is None or self.camera_stale() or self.frames_stopped(t):
             return "camera_lost" if self.camera_ever_streamed else "camera_not_connected"
         if self.analysed_ms is None or self.vision_blind(t):
             return "vision_lost"  # frames come in, but none is analysed (the model loading, or failing)

@@ -74,10 +74,10 @@ class GroundConfig:
     walker_height_m: float = 1.70  # prior: adult stature
     distance_window: int = 15  # frames (a second at the path stage's rate) whose median is the distance:
     # the toe row jumps a step's length each step, the pair's distance changes slowly
-    tilt_current_readings: int = 15  # GroundTracker.tilt_current: this many heights from the tilt...
-    tilt_current_frames: int = (
-        15  # ...the last this many frames ago at most (about 1 s at 15 frames a second)
-    )
+    # GroundTracker.tilt_current: this many heights from the tilt, the last this many frames ago at most
+    # (about 1 s at 15 frames a second)
+    tilt_current_readings: int = 15
+    tilt_current_frames: int = 15
     height_window: int = 45  # frames whose median is the camera's height when the phone's pitch is known:
     # each frame's solution carries the toe row's jump and the sensor's noise, the hand's height drifts slowly
 

@@ -696,14 +696,21 @@ class PathWatcher:
             tr for tr in seen_now if veto and tr.kind == "kerb" and t_s - tr.level_t >= c.level_every_s - 1e-6
         ]
         near = c.corridor_half_m + c.raised_beside_m
+
+        def liftable(tr: Track) -> bool:
+            """Closing like a thing standing still, and near enough for the plane's error to be small."""
+            return (
+                c.raised_closing[0] <= tr.closing / speed <= c.raised_closing[1]
+                and tr.history[-1][1] <= c.raised_within_m
+            )
+
         lifts = [
             tr
             # a walker standing still gives no baseline to read height from
             for tr in (seen_now if c.raised_fix and speed >= c.moving_mps else [])
             if not (veto and tr.kind == "kerb")  # those are read as bands
             and t_s - tr.level_t >= c.raised_every_s - 1e-6
-            and c.raised_closing[0] <= tr.closing / speed <= c.raised_closing[1]
-            and tr.history[-1][1] <= c.raised_within_m
+            and liftable(tr)
             and (x := tr.lateral(t_s))[1] > -near
             and x[0] < near
         ]
@@ -761,11 +768,7 @@ class PathWatcher:
                 # The band's own reading is how raised it is: a "kerb" track read as a band is not read
                 # as a footprint below, and a bench's seat seen as a band across the path must still be
                 # placed where it is (without this the veto warned it 1.0 s ahead instead of 2.9)
-                if (
-                    math.isfinite(shares[1])
-                    and tr.history[-1][1] <= c.raised_within_m
-                    and c.raised_closing[0] <= tr.closing / speed <= c.raised_closing[1]
-                ):  # with the footprints' own conditions (below)
+                if math.isfinite(shares[1]) and liftable(tr):
                     tr.lifts.append((t_s, shares[1]))
         for tr in lifts:
             tr.level_t = t_s

@@ -42,6 +42,12 @@ export function loadSettings() {
 }
 export function saveSettings(s) { localStorage.setItem("rearguard.settings", JSON.stringify(s)); }
 
+// Audio stopped by the phone (a call, an alarm): said in `el`, and a tap anywhere on the page resumes it.
+export function showSoundState(player, el) {
+  player.onAudioState = (state) => { el.textContent = state === "running" ? "" : "Sound is off: tap the screen to turn it back on"; };
+  document.addEventListener("pointerdown", () => { if (player.ctx && !player.audioRunning) player.ctx.resume().catch(() => {}); });
+}
+
 // Seconds between beeps for a time to contact: a parking sensor's quickening, continuous at the last tier.
 export function beepInterval(ttc) {
   if (ttc == null) return 0.5;
