@@ -17,7 +17,8 @@ How events are read (the functions below are pure, and tested on hand-made truth
   An obstacle's first warning is the earliest attributed to it before contact: later ones are usually the
   same hazard escalating, and taking them would shorten the lead. Only when no warning is attributed to it
   does the old rule apply: the earliest warning before contact that carries no distance. Side accuracy and
-  distance error are measured on that first warning.
+  distance error are measured on that first warning, and so is what it calls the hazard (the brief asks
+  for kerbs and steps to be named as such: "Kerb", not "Obstacle").
 - **Told blind.** A hazard not warned 2 s ahead still counts as not warned. It is also counted as "told
   blind" when a `path_hidden` notice came before its deadline (contact - 2 s) and, at some frame between
   that notice and the deadline, the obstacle stood in the corridor with less than half of it visible.
@@ -39,7 +40,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,7 @@ def score_scene(
             entry["lead_s"] = round(o["contact_t_s"] - first["t"], 3)
             entry["warned_2s"] = first["t"] <= o["contact_t_s"] - LEAD_S
             entry["matched_by"] = rule
+            entry["named"] = str(first["kind"])  # what the walker heard it called: "Kerb", "Obstacle", ...
             entry["side_right"] = first["side"] == truth_side(truth, o["id"], first["t"])
             d_true = truth_distance(truth, o["id"], first["t"])
             if first.get("distance_m") is not None and d_true:
@@ -259,6 +261,7 @@ def summarise(scores: list[dict[str, Any]]) -> dict[str, Any]:
         errors = [h["distance_error"] for h in warned if "distance_error" in h]
         leads = sorted(h["lead_s"] for h in warned)
         seen = [h for h in hs if h.get("seen_in_time", True)]
+        names = Counter(str(h["named"]) for h in warned if "named" in h)
         return {
             "hazards": len(hs),
             "warned_2s": sum(h["warned_2s"] for h in hs) / len(hs) if hs else None,
@@ -268,6 +271,7 @@ def summarise(scores: list[dict[str, Any]]) -> dict[str, Any]:
             "told_blind": sum(bool(h.get("told_blind")) for h in hs),
             "side_accuracy": sum(sides) / len(sides) if sides else None,
             "distance_error": statistics.median(errors) if errors else None,
+            "named": dict(sorted(names.items(), key=lambda kv: (-kv[1], kv[0]))),  # first warnings' kinds
             "lead_s": {
                 "p10": round(_pct(leads, 10) or 0.0, 3) if leads else None,
                 "median": statistics.median(leads) if leads else None,
@@ -303,6 +307,7 @@ def summarise(scores: list[dict[str, Any]]) -> dict[str, Any]:
     strays = sum(s["stray_warnings"] for s in hazard_scenes)
     return {
         "by_kind": {k: stats(v) for k, v in sorted(by_kind.items())},
+        "kerb_naming": kerb_naming(everything),
         "overall": overall,
         "clear_path_minutes": round(minutes, 2),
         "false_alarms_per_min": fa,
@@ -314,6 +319,21 @@ def summarise(scores: list[dict[str, Any]]) -> dict[str, Any]:
         "coverage_by_offset": coverage,
         "scenes": len(scores),
         "goals": goal_rows(overall, fa, coverage),
+    }
+
+
+def kerb_naming(hazards: list[dict[str, Any]]) -> dict[str, int]:
+    """The brief asks for kerbs and steps to be named as such. Of the warned kerbs and steps, how many
+    were first called "kerb"; of the other warned hazards, how many were called "kerb" (the worse mistake:
+    a walker told "kerb" may try to step over a bin or a wall)."""
+    warned = [h for h in hazards if "named" in h]
+    kerbs = [h for h in warned if h["kind"] == "kerb"]
+    others = [h for h in warned if h["kind"] != "kerb"]
+    return {
+        "kerbs_warned": len(kerbs),
+        "kerbs_named_kerb": sum(h["named"] == "kerb" for h in kerbs),
+        "others_warned": len(others),
+        "others_named_kerb": sum(h["named"] == "kerb" for h in others),
     }
 
 
@@ -427,6 +447,13 @@ def print_result(result: dict[str, Any], scores: list[dict[str, Any]]) -> None:
             f"deadline, {fmt(o['warned_2s_of_seen'], True)} were warned in time; the other {hidden} stayed "
             f"more than half hidden (behind the walker) until then. Told blind instead: {o['told_blind']}."
         )
+    names = result["kerb_naming"]
+    if names["kerbs_warned"] or names["others_warned"]:
+        print(
+            'Kerbs and steps named as such (their first warning says "Kerb"): '
+            f"{names['kerbs_named_kerb']} of the {names['kerbs_warned']} warned; other hazards called "
+            f'"Kerb": {names["others_named_kerb"]} of the {names["others_warned"]} warned.'
+        )
     if stray["per_min"] is not None:
         print(
             f"Stray warnings in the scenes with hazards (a distance that fits no obstacle; the clear-path "
@@ -440,11 +467,12 @@ def print_result(result: dict[str, Any], scores: list[dict[str, Any]]) -> None:
         rows.append(
             [kind, st["hazards"], fmt(st["warned_2s"], True), st["told_blind"],
              f"{fmt(lead['p10'])} / {fmt(lead['median'])} / {fmt(lead['max'])}",
-             fmt(st["side_accuracy"], True), fmt(st["distance_error"], True)]
+             fmt(st["side_accuracy"], True), fmt(st["distance_error"], True),
+             ", ".join(f"{k} {n}" for k, n in st["named"].items()) or "-"]
         )  # fmt: skip
     table(
         ["kind", "hazards", "warned >= 2 s", "told blind", "lead p10 / median / max s", "side right",
-         "distance error"],
+         "distance error", "first warning says"],
         rows,
     )  # fmt: skip
     print()

@@ -185,6 +185,33 @@ def test_hazards_seen_in_time_and_stray_warnings_are_reported_beside_the_goals()
     assert score_scene(late, {"events": []})["hazards"][0]["seen_in_time"]
 
 
+def test_what_the_first_warning_calls_a_hazard_is_counted_and_kerbs_called_otherwise_are_shown() -> None:
+    """The brief asks for kerbs and steps to be named as such: per kind, the kinds the first warnings said,
+    and how many kerbs were called "kerb" and how many other hazards were (the worse mistake)."""
+
+    def kerb_truth() -> dict[str, Any]:
+        t = truth()
+        t["obstacles"][0]["hazard_kind"] = "kerb"
+        return t
+
+    named = score_scene(kerb_truth(), {"events": [event(1.0, distance=3.0, kind="kerb")]})
+    generic = score_scene(kerb_truth(), {"events": [event(1.0, distance=3.0), event(2.5, 1.5, kind="kerb")]})
+    pole = score_scene(truth(), {"events": [event(1.5, distance=2.5, kind="kerb")]})
+    missed = score_scene(kerb_truth(), {"events": []})
+    assert named["hazards"][0]["named"] == "kerb" and generic["hazards"][0]["named"] == "obstacle"
+    assert "named" not in missed["hazards"][0]
+    result = summarise([named, generic, pole, missed])
+    # the first warning's name, not a later one's
+    assert result["by_kind"]["kerb"]["named"] == {"kerb": 1, "obstacle": 1}
+    assert result["by_kind"]["obstacle"]["named"] == {"kerb": 1}
+    assert result["kerb_naming"] == {
+        "kerbs_warned": 2,
+        "kerbs_named_kerb": 1,
+        "others_warned": 1,
+        "others_named_kerb": 1,
+    }
+
+
 def test_coverage_error_pairs_frames_by_time_and_skips_unknowns() -> None:
     t = truth(coverage=0.3)
     frames = {"t": [k / 10 for k in range(40)], "coverage": [0.5] * 20 + [None] * 10 + [0.25] * 10}
@@ -264,7 +291,8 @@ def test_the_command_prints_goals_kinds_coverage_and_scenes_and_writes_json(
         "| coverage error, partner offset 0 m | median <= 15 pp | median 5 pp, p90 5 pp | PASS |" in printed
     )
     assert "| coverage error, partner offset ±1 m | median <= 15 pp | - | n/a |" in printed
-    assert "| obstacle | 1 | 100% | 0 | 3.00 / 3.00 / 3.00 | 100% | 0% |" in printed
+    assert "| obstacle | 1 | 100% | 0 | 3.00 / 3.00 / 3.00 | 100% | 0% | obstacle 1 |" in printed
+    assert 'named as such (their first warning says "Kerb"): 0 of the 0 warned; other hazards' in printed
     assert "| clear | yes | 1.00 | - | 0 | 0 | 0 | 1 (walker_lost) | 1 | 0 | - |" in printed
     assert "of the 1 hazards at least half in view before their 2 s deadline, 100% were warned" in printed
     assert "Stray warnings in the scenes with hazards" in printed
