@@ -30,6 +30,7 @@ from server.protocol import (
     CLOSE_TOO_BIG,
     CLOSE_UNAUTHORIZED,
     CLOSE_UNSUPPORTED,
+    CLOSE_WRONG_MODE,
     ProtocolError,
     message,
     parse_control,
@@ -53,9 +54,9 @@ class SessionCreated(BaseModel):
     session_id: str
     token: str
     mode: str
-    camera_url: str
-    walker_url: str
-    solo_url: str
+    camera_url: str | None = Field(description="partner sessions: the partner's phone")
+    walker_url: str | None = Field(description="the walker's phone (or a second phone that only listens)")
+    solo_url: str | None = Field(description="solo sessions: the one phone by the treadmill")
     ws: dict[str, str] = Field(description="WebSocket paths for each role; add ?token=")
 
 
@@ -77,12 +78,18 @@ def base_url(settings: Settings, request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def session_links(session: Session, base: str) -> dict[str, str]:
+# The roles each mode has a place for. A solo page on a partner session would run the obstacle pipeline
+# and say "Watching" with no treadmill monitor behind it (the links `serve` printed did exactly that).
+ROLES_BY_MODE: dict[str, tuple[str, ...]] = {"partner": ("camera", "walker"), "solo": ("solo", "walker")}
+
+
+def session_links(session: Session, base: str) -> dict[str, str | None]:
+    """The pages of the session's own roles; None for the other mode's."""
     frag = f"#s={session.id}&t={session.token}"
+    roles = ROLES_BY_MODE[session.mode]
     return {
-        "camera_url": f"{base}/camera.html{frag}",
-        "walker_url": f"{base}/walker.html{frag}",
-        "solo_url": f"{base}/solo.html{frag}",
+        f"{role}_url": f"{base}/{role}.html{frag}" if role in roles else None
+        for role in ("camera", "walker", "solo")
     }
 
 
@@ -141,7 +148,7 @@ def create_app(
             token=session.token,
             mode=session.mode,
             **session_links(session, base_url(settings, request)),
-            ws={role: f"/ws/{role}/{session.id}" for role in ("camera", "walker", "solo")},
+            ws={role: f"/ws/{role}/{session.id}" for role in ROLES_BY_MODE[session.mode]},
         )
 
     @app.get("/api/qr.svg")
@@ -203,6 +210,14 @@ def create_app(
         if not session.check_token(token):
             logger.warning("session %s: %s refused, wrong or missing token", session_id, role)
             await ws.close(CLOSE_UNAUTHORIZED, "wrong or missing token")
+            return
+        if role not in ROLES_BY_MODE[session.mode]:
+            other = (
+                "a partner walk: open its camera or walker link"
+                if session.mode == "partner"
+                else ("a solo treadmill workout: open its solo link")
+            )
+            await ws.close(CLOSE_WRONG_MODE, f"this session is for {other}")
             return
         if role == "walker" and len(session.walkers) >= settings.max_walkers_per_session:
             # A phone that dropped off the network leaves its socket open until TCP gives up: a dead one

@@ -65,19 +65,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     base = settings.public_base_url or f"{scheme}://{(hosts or ['localhost'])[0]}:{settings.port}"
 
     def first_session(registry: SessionRegistry) -> None:
-        # One ready-made session so a pair can start from the terminal's links and QR code.
-        session = registry.create("partner")
-        if session is None:
-            return
-        links = session_links(session, base.rstrip("/"))
+        # Ready-made sessions so a pair, or a solo user, can start from the terminal's links and QR code: one
+        # of each mode, since a session's mode decides what watches (obstacles, or the treadmill monitor).
+        # Pinned: the links stay good while the server runs, however long the phones take to be fetched.
+        root = base.rstrip("/")
         print(f"\nRearguard is running. Open {base}/ on a phone to start a session, or use these:")
-        print(f"  partner's phone (camera): {links['camera_url']}")
-        print(f"  walker's phone:           {links['walker_url']}")
-        print(f"  solo (treadmill):         {links['solo_url']}")
+        pair = registry.create("partner", pinned=True)
+        links = session_links(pair, root) if pair else {}
+        if pair:
+            print(f"  partner's phone (camera): {links['camera_url']}")
+            print(f"  walker's phone:           {links['walker_url']}")
+        # ...leaving a place free for a session started from the home page
+        solo = registry.create("solo", pinned=True) if settings.max_sessions > 2 else None
+        if solo:
+            print(f"  solo (treadmill):         {session_links(solo, root)['solo_url']}")
         if settings.https:
             print("  (self-signed certificate: accept the browser's warning once on each phone)")
-        print("Walker, scan this:")
-        print_qr(links["walker_url"])
+        if links.get("walker_url"):
+            print("Walker, scan this:")
+            print_qr(str(links["walker_url"]))
         sys.stdout.flush()
 
     try:

@@ -28,6 +28,7 @@ CLOSE_TOO_BIG = 1009
 CLOSE_TOO_SLOW = 4008  # a client that does not read its messages
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_NO_SESSION = 4404
+CLOSE_WRONG_MODE = 4405  # a role the session's mode has no place for (a solo phone on a partner session)
 CLOSE_CAMERA_TAKEN = 4409
 CLOSE_REPLACED = 4410  # a newer camera connection of the same session took over
 

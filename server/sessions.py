@@ -189,12 +189,14 @@ class Session:
         self.pipeline: Pipeline | None = None
         self.walker_height_m: float | None = None  # told by the walker page; None: the ground's 1.70 m prior
         self.last_frame_ms: float | None = None  # the last new frame's arrival
+        self.camera_left_ms: float | None = None  # when the camera's socket last closed
         self.analysed_ms: float | None = None  # the last frame analysed
         self.unanalysed_since_ms: float | None = None  # the oldest frame come in since then
         self._last_digest = b""
         self._build_retry_ms = 0.0  # the pose model failed to load: not tried again before this
         self.camera_ever_streamed = False
         self.ever_joined = False  # a socket has joined it once (an unjoined session ends sooner)
+        self.pinned = False  # the ready-made sessions `serve` prints: their links work as long as it runs
         self.watching = False  # the last state told to walkers
         self.path_hidden = False  # ditto: the walker is in view but the path behind them is not
         self._cue_id = 0
@@ -225,6 +227,8 @@ class Session:
         self.last_activity_ms = now_ms()
 
     def idle(self) -> bool:
+        if self.pinned:
+            return False
         has_peer = self.camera is not None or bool(self.walkers)
         ttl = self.settings.session_idle_ttl_s if self.ever_joined else self.settings.session_unjoined_ttl_s
         return not has_peer and now_ms() - self.last_activity_ms > ttl * 1000
@@ -445,7 +449,10 @@ class Session:
             elif not no_frames:
                 self._tell_state()
             if self.camera is None and self.pipeline is not None and no_frames:
-                idle_s = (t - (self.last_frame_ms or self.created_ms)) / 1000
+                # From the camera's last sign of life: a phone that drops off the network for a second gets
+                # its pipeline back as it was (a treadmill's calibration and workout figures live in it; from
+                # the session's creation, any session older than the limit lost them at once)
+                idle_s = (t - max(self.last_frame_ms or self.created_ms, self.camera_left_ms or 0.0)) / 1000
                 if idle_s > self.settings.pipeline_release_s:
                     await self._release_pipeline()
 
@@ -469,6 +476,7 @@ class Session:
     def camera_gone(self) -> None:
         """The camera socket closed: walkers hear the stop cue now, not after the timeout."""
         self.camera = None
+        self.camera_left_ms = now_ms()
         self.unanalysed_since_ms = None
         self._last_digest = b""
         if self.camera_ever_streamed:
@@ -499,10 +507,13 @@ class SessionRegistry:
         self.executor = executor
         self.sessions: dict[str, Session] = {}
 
-    def create(self, mode: Mode) -> Session | None:
+    def create(self, mode: Mode, pinned: bool = False) -> Session | None:
+        """A new session, or None when the server is full. `pinned`: never closed for being idle (the
+        links `serve` prints; an unjoined session otherwise ends after a couple of minutes)."""
         if len(self.sessions) >= self.settings.max_sessions:
             return None
         session = Session(self.settings, self.executor, mode)
+        session.pinned = pinned
         self.sessions[session.id] = session
         logger.info("session %s: created (%s)", session.id, mode)
         return session

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import subprocess
 import sys
@@ -89,3 +90,46 @@ def test_https_serves_with_the_certificate(tmp_path: Path) -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_the_links_serve_prints_open_sessions_of_their_own_mode(tmp_path: Path) -> None:
+    """`serve` prints a partner walk's links and a solo workout's: each opens a session of its mode (the
+    solo link once opened a partner session, with no treadmill monitor behind "Watching")."""
+    import json
+    import queue
+    import re
+
+    from websockets.sync.client import connect
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    env = {"PATH": "/usr/bin:/bin", "REARGUARD_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout or []], daemon=True).start()
+        links: dict[str, str] = {}
+        deadline = time.monotonic() + 60
+        while "solo" not in links and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                line = lines.get(timeout=1)
+                if m := re.search(r"(camera|walker|solo)\.html#s=([\w-]+)&t=([\w-]+)", line):
+                    links[m.group(1)] = f"/ws/{m.group(1)}/{m.group(2)}?token={m.group(3)}"
+        assert set(links) == {"camera", "walker", "solo"}
+        while time.monotonic() < deadline:  # the links are printed as the app starts, before it listens
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            time.sleep(0.1)
+        for role, mode in (("camera", "partner"), ("solo", "solo")):
+            with connect(f"ws://127.0.0.1:{port}{links[role]}") as ws:
+                welcome = json.loads(ws.recv(timeout=10))
+                assert welcome["type"] == "welcome" and welcome["mode"] == mode
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        if proc.stdout is not None:
+            proc.stdout.close()

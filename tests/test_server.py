@@ -89,6 +89,10 @@ def test_healthz_and_session_creation(server: LiveServer) -> None:
     s = server.create_session("solo")
     assert s["mode"] == "solo" and len(s["token"]) >= 20
     assert s["walker_url"].endswith(f"walker.html#s={s['session_id']}&t={s['token']}")
+    assert s["solo_url"].endswith(f"solo.html#s={s['session_id']}&t={s['token']}") and s["camera_url"] is None
+    pair = server.create_session("partner")
+    assert pair["camera_url"] and pair["walker_url"] and pair["solo_url"] is None
+    assert set(pair["ws"]) == {"camera", "walker"} and set(s["ws"]) == {"solo", "walker"}
     assert httpx.post(f"{server.base}/api/sessions", json={"mode": "bogus"}).status_code == 422
     assert httpx.get(f"{server.base}/").status_code == 200
     assert "<svg" in httpx.get(f"{server.base}/api/qr.svg", params={"data": s["walker_url"]}).text
@@ -278,6 +282,60 @@ def test_a_dead_walker_socket_makes_room_for_a_new_one(server: LiveServer) -> No
             new.send(json.dumps({"type": "ping", "t": 1}))
             assert recv_until(new, is_type("pong"))["t"] == 1
         assert close_code(walkers[0]) == 4410
+
+
+def test_a_session_refuses_the_roles_of_the_other_mode(server: LiveServer) -> None:
+    """A solo page on a partner session ran the obstacle pipeline and said "Watching" with no treadmill
+    monitor behind it (the solo link `serve` printed was one); a camera page on a solo session, the
+    reverse."""
+    pair, solo = server.create_session("partner"), server.create_session("solo")
+    for role, session, says in (("solo", pair, "partner walk"), ("camera", solo, "solo treadmill")):
+        with connect(server.ws_url(role, session)) as ws:
+            deadline = time.monotonic() + 5
+            with pytest.raises(ConnectionClosed) as closed:
+                while time.monotonic() < deadline:  # a socket let in hears heartbeats until the deadline
+                    ws.recv(timeout=1)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4405
+            assert says in closed.value.rcvd.reason
+    with connect(server.ws_url("walker", solo)) as walker:  # a phone that only listens to a solo workout
+        walker.send(json.dumps({"type": "ping", "t": 1}))
+        assert recv_until(walker, is_type("pong"))["t"] == 1
+
+
+def test_a_solo_camera_back_after_a_network_drop_keeps_its_calibration(walker_frames: list[bytes]) -> None:
+    """The pipeline of a session whose camera left is freed after `pipeline_release_s`, counted from the
+    camera's last sign of life. Counted from the session's creation, a phone that dropped off the network
+    for a moment lost its treadmill calibration and its workout figures at once."""
+    srv = start_server(pipeline_release_s=3.0)
+    try:
+        s = srv.create_session("solo")
+        with connect(srv.ws_url("solo", s)) as solo, streaming(solo, walker_frames * 3, fps=10):
+            recv_until(solo, lambda m: m["type"] == "status" and not m["treadmill"]["calibrating"], 10)
+            time.sleep(1.5)  # the session is now older than the release time
+        time.sleep(0.8)  # several watchdog rounds with the camera away
+        with connect(srv.ws_url("solo", s)) as solo:
+            stream(solo, walker_frames[:3], fps=10)
+            status = recv_until(solo, is_type("status"))
+            assert status["treadmill"]["calibrating"] is False
+    finally:
+        srv.stop()
+
+
+def test_pinned_sessions_are_never_reaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sessions whose links `serve` prints stay good however long the phones take to be fetched."""
+
+    async def run() -> bool:
+        registry = SessionRegistry(Settings(session_unjoined_ttl_s=60), executor=None)  # type: ignore[arg-type]
+        pinned = registry.create("solo", pinned=True)
+        assert pinned is not None
+        t0 = sessions_module.now_ms()
+        monkeypatch.setattr(sessions_module, "now_ms", lambda: t0 + 3_600_000)
+        await registry.reap()
+        out = pinned.id in registry.sessions
+        await registry.close_all()
+        return out
+
+    assert asyncio.run(run())
 
 
 def test_a_session_no_socket_joined_ends_sooner(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ export function wsUrl(role, session) {
 }
 
 // Close codes after which retrying cannot help (see docs/protocol.md).
-const FINAL_CLOSES = new Set([4401, 4404, 4409, 1003, 1009, 1008]);
+const FINAL_CLOSES = new Set([4401, 4404, 4405, 4409, 1003, 1009, 1008]);
 const CLOSE_TAKEN = 4409;
 // The server sends a heartbeat every 250 ms: an open socket that has said nothing for this long is dead
 // (a Wi-Fi to mobile handover, a NAT rebinding) even if TCP has not noticed, which can take minutes.
