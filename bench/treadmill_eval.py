@@ -38,9 +38,12 @@ Truth per event kind
   landmark of the source pose (ankle, heel or toe), moved by the applied warp, passes the end. On a depth
   axis it is the applied displacement passing the end minus 0.13 m (along the belt: the squatting walker's
   planted feet reach half a foot past her hips) or the side minus 0.12 m (half the stance plus half a foot).
-  Detected if the matching edge hazard starts between the onset and the crossing; the margin is crossing
-  minus warning and must be positive. A warning after the crossing is reported as LATE with its margin.
-- Step-off: fast (0.5 m in 0.4 s) and staying; detected if `stepped_off` starts within 2 s of the crossing.
+  Detected if the walker hears the matching edge cue between the onset and the crossing; the margin is
+  crossing minus warning and must be positive. A warning after the crossing is reported as LATE with its
+  margin. Every event kind is detected by a cue heard (vision.alerts.AlertPolicy over the monitor's hazards,
+  as live): until 2026-12-01 by the monitor's hazards, and a step-off was "detected" while the policy, the
+  edge's stop still held, marked it heard without saying it.
+- Step-off: fast (0.5 m in 0.4 s) and staying; detected if `stepped_off` is heard within 2 s of the crossing.
 - Stumble: the image turns by 25-30 degrees about the feet and drops 8% of body height over 0.25 s, holds
   0.3 s, recovers over 0.6 s. Truth time: the onset; detected if `stumble` starts within 1 s.
 - Walker leaves: shifted out of the frame at 1.5 m/s; truth: the hip centre leaves the frame; detected if
@@ -537,7 +540,6 @@ def monitor_run(
     read from the frames (`extract`), handed to the monitor as vision.pipeline does."""
     monitor = TreadmillMonitor(TreadmillConfig(**cfg_kwargs))
     policy = AlertPolicy()
-    hazards: list[tuple[float, str, str]] = []
     cues: list[tuple[float, str, str]] = []
     cost_ms: list[float] = []
     calibrated_at = None
@@ -556,11 +558,9 @@ def monitor_run(
         cost_ms.append((time.perf_counter() - t0) * 1000)
         if calibrated_at is None and not state.calibrating:
             calibrated_at = t
-        hazards.extend((t, hz.kind, hz.tier) for hz in state.hazards)
         cues.extend((t, c.kind, c.tier) for c in policy.update(t, state.hazards).cues)
     assert state is not None
     return {
-        "hazards": hazards,
         "cues": cues,
         "calibrated_at": calibrated_at,
         "figures": state.figures,
@@ -569,8 +569,8 @@ def monitor_run(
     }
 
 
-def first_onset(hazards: list[tuple[float, str, str]], kind: str, t0: float, t1: float) -> float | None:
-    times = [t for t, k, _ in hazards if k == kind and t0 <= t <= t1]
+def first_onset(cues: list[tuple[float, str, str]], kind: str, t0: float, t1: float) -> float | None:
+    times = [t for t, k, _ in cues if k == kind and t0 <= t <= t1]
     return min(times) if times else None
 
 
@@ -600,14 +600,14 @@ def score(s: Scenario, truth: float | None, res: dict[str, Any]) -> dict[str, An
     if s.kind.startswith("drift"):
         # Detected: warned between the onset and the crossing; a later warning shows how late it was.
         end = truth if truth is not None else res["duration_s"]
-        warned = first_onset(res["hazards"], expected, onset, 1e9)
+        warned = first_onset(res["cues"], expected, onset, 1e9)
         out["detected"] = warned is not None and warned <= end
         out["latency_s"] = None if warned is None else warned - onset
         out["margin_s"] = None if warned is None or truth is None else truth - warned
     else:
         ref = truth if truth is not None else onset
         limit = {"step_off": 2.0, "stumble": 1.0, "leave": 2.0}.get(s.kind, 3.0)
-        seen = first_onset(res["hazards"], expected, onset, ref + limit)
+        seen = first_onset(res["cues"], expected, onset, ref + limit)
         out["detected"] = seen is not None
         out["latency_s"] = None if seen is None else seen - ref
     return out

@@ -524,7 +524,12 @@ def test_stumble_is_told_apart_from_bending_on_purpose(
 
 
 @pytest.mark.parametrize(("view", "offset"), [("front", {"across_bh": 0.4}), ("side", {"along_bh": 0.5})])
-def test_stepping_off_the_belt_is_an_advisory_once_off(view: str, offset: dict[str, float]) -> None:
+def test_stepping_off_the_belt_is_a_stop_the_walker_hears_and_that_sounds_while_off(
+    view: str, offset: dict[str, float]
+) -> None:
+    """Off the belt, the edge's stop gives way to "You stepped off the belt". As an advisory it came while
+    the edge's stop was still held, was marked heard without being said, and then nothing sounded while
+    the walker stood off a running belt."""
     body = Body(view=view, facing=-1 if view == "front" else 1, x_px=180.0 if view == "front" else 120.0)
     monitor = calibrated(body, walking=view == "side")
 
@@ -536,8 +541,17 @@ def test_stepping_off_the_belt_is_an_advisory_once_off(view: str, offset: dict[s
     off = [t for t, s in states if "stepped_off" in kinds(s)]
     assert off and 4.4 <= off[0] <= 5.4
     last = states[-1][1]
-    assert last.zone == "off" and [(h.kind, h.tier) for h in last.hazards] == [("stepped_off", "advisory")]
+    assert last.zone == "off" and [(h.kind, h.tier) for h in last.hazards] == [("stepped_off", "stop")]
     assert last.hazards[0].text == "You stepped off the belt"
+    policy = AlertPolicy()
+    heard, sounding = [], []
+    for t, state in states:
+        out = policy.update(t, state.hazards)
+        heard += [(c.kind, c.text) for c in out.cues]
+        if t >= off[0] + 1.0:
+            sounding.append([a.kind for a in out.active])
+    assert ("stepped_off", "You stepped off the belt") in heard
+    assert sounding and all(kinds == ["stepped_off"] for kinds in sounding)  # the page's beeper follows it
 
 
 def test_walker_lost_only_after_the_grace_then_cleared() -> None:

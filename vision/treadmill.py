@@ -1217,7 +1217,9 @@ class TreadmillMonitor:
         if off:
             d = min(off, key=lambda x: self._gap[x])
             side: Side = "left" if d == "left" else "right" if d == "right" else "centre"
-            return [Hazard("stepped_off", "advisory", side=side, text="You stepped off the belt")]
+            # A stop, as the edge's was: an advisory arriving while the edge's stop was still held was marked
+            # heard unsaid, and then nothing sounded while the walker stood off a running belt
+            return [Hazard("stepped_off", "stop", side=side, text="You stepped off the belt")]
         out = []
         for d in DIRECTIONS:
             if not self._warned[d]:
