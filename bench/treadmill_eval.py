@@ -578,7 +578,11 @@ def score(s: Scenario, truth: float | None, res: dict[str, Any]) -> dict[str, An
     cal = res["calibrated_at"] if res["calibrated_at"] is not None else res["duration_s"]
     w0, w1 = s.window()
     allowed = s.allowed()
-    false = [c for c in res["cues"] if c[0] >= cal and not (w0 <= c[0] <= w1 and c[1] in allowed)]
+    false = [
+        c
+        for c in res["cues"]
+        if c[0] >= cal and c[1] != "calibrated" and not (w0 <= c[0] <= w1 and c[1] in allowed)
+    ]
     also = sorted(
         {c[1] for c in res["cues"] if w0 <= c[0] <= w1 and c[1] in allowed and c[1] != s.expected()}
     )

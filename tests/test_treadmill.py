@@ -617,6 +617,18 @@ def test_a_partial_view_is_told_after_a_moment(name: str, change: dict[str, floa
     assert next(h for h in states[-1][1].hazards if h.kind == "partial_view").tier == "advisory"
 
 
+def test_the_end_of_calibration_is_said() -> None:
+    """The walker stands on the belt, too far from the phone to read "Stand still to calibrate" go away."""
+    monitor = TreadmillMonitor(TreadmillConfig(calibration_s=1.0))
+    states = run(monitor, lambda t: backward_walker(), 0.0, 2.0)
+    done = next(i for i, (_, s) in enumerate(states) if not s.calibrating)
+    assert [h.kind for h in states[done][1].hazards] == ["calibrated"]
+    assert not any("calibrated" in kinds(s) for _, s in states[:done] + states[done + 1 :])
+    policy = AlertPolicy()
+    heard = [(c.text, c.phrase) for t, s in states for c in policy.update(t, s.hazards).cues]
+    assert heard == [("Calibrated", "calibrated")]  # said once, from a pre-rendered phrase
+
+
 def test_a_partial_view_blocks_calibration() -> None:
     monitor = TreadmillMonitor(TreadmillConfig(calibration_s=1.0))
     states = run(monitor, lambda t: backward_walker(ground_y=700.0), 0.0, 2.0)
@@ -629,7 +641,7 @@ def _assert_moved(states: list[tuple[float, TreadmillState]], by_s: float) -> No
     last = states[-1][1]
     assert last.notice == NOTICE_MOVED and last.zone == "unknown"
     assert {h.kind for h in last.hazards} == {"camera_moved"}
-    assert last.hazards[0].tier == "advisory"
+    assert last.hazards[0].tier == "stop"  # the page's tone sounds until the walker recalibrates
 
 
 def test_a_phone_turned_to_landscape_is_told_at_once() -> None:
@@ -773,7 +785,7 @@ def test_real_treadmill_runner_steps_cadence_and_no_alarms(
     assert 31 <= fig["steps"] <= 35
     assert 155 <= fig["cadence_spm"] <= 180
     assert fig["walking_s"] >= 10.5 and fig["backward_s"] == 0.0
-    assert heard == set(), heard  # no edge, stumble, step-off or notice
+    assert heard == {"calibrated"}, heard  # no edge, stumble, step-off or notice; the calibration said
     assert fig["zone_centre_s"] >= 8.5
 
 
@@ -788,7 +800,7 @@ def test_real_squats_are_not_stumbles() -> None:
         heard |= kinds(state)
     assert state.calibration is not None and state.calibration.view == "front_back"
     assert "stumble" not in heard
-    assert heard == set(), heard
+    assert heard == {"calibrated"}, heard
     assert state.figures["steps"] <= 1
 
 

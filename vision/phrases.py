@@ -19,6 +19,7 @@ TREADMILL_PHRASES = {
     "too_dark": "Too dark. Turn on a light",
     "partial_view": "Move so your whole body is in view",
     "camera_moved": "The phone moved. Recalibrate",
+    "calibrated": "Calibrated",
 }
 # Notices about what the system can see, not hazards: said once, never a stop (vision/alerts.py).
 NOTICE_PHRASES = {

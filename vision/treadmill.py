@@ -1033,7 +1033,9 @@ class TreadmillMonitor:
                 self._finish_limits()
         elif self._moved:
             zone = "unknown"
-            hazards.append(Hazard("camera_moved", "advisory", text="The phone moved. Recalibrate"))
+            # A stop, sounding while it lasts: no edge is watched until the walker recalibrates, and an
+            # advisory said once left them on a running belt in silence
+            hazards.append(Hazard("camera_moved", "stop", text="The phone moved. Recalibrate"))
         else:
             hazards.extend(self._zone_hazards(t))
         if stumble:
@@ -1114,6 +1116,8 @@ class TreadmillMonitor:
                 )
                 self._replay_calibration_frames()
                 self._cal_since = t
+                # Said, not only shown: the walker stands on the belt, too far from the phone to read it
+                hazards.append(Hazard("calibrated", "advisory", text="Calibrated"))
                 if cfg.limits_s > 0:
                     self._limits_until = t + cfg.limits_s
                     notice = NOTICE_LIMITS
@@ -1319,6 +1323,8 @@ class TreadmillMonitor:
         if self._cal is not None and self._limits_until is None:
             self._zone_s[zone] += dt
         for h in hazards:
+            if h.kind not in self._events:
+                continue  # not an event of the workout ("calibrated")
             key = f"{h.kind}:{h.side}"
             if t - self._hazard_seen.get(key, -math.inf) > 0.6:
                 self._events[h.kind] += 1
