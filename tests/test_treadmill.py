@@ -617,6 +617,36 @@ def test_a_partial_view_is_told_after_a_moment(name: str, change: dict[str, floa
     assert next(h for h in states[-1][1].hazards if h.kind == "partial_view").tier == "advisory"
 
 
+def test_calibration_takes_the_spot_the_walker_stays_on_not_where_they_came_from() -> None:
+    """Everything calibration sees is safe by definition. A walker stepping on from 0.5 bh behind the belt
+    during its first 1.2 s moved the back end out from 0.40 to 0.70 bh, and a stall afterwards was warned
+    after the hips had passed the real end (found by the solo review). Calibration now starts again while the
+    hips move across the image, and ends 3 s after they settle."""
+    body = backward_walker()
+    monitor = TreadmillMonitor()
+
+    def stepping_on(t: float) -> Body:
+        return replace(body, gait_phase=t / 1.1, along_bh=max(0.0, 0.5 * (1 - t / 1.2)))
+
+    states = run(monitor, stepping_on, 0.0, 4.6)
+    done = next(t for t, s in states if not s.calibrating)
+    cal = monitor.calibration
+    assert cal is not None and 3.6 <= done <= 4.6
+    assert cal.back_end_bh == pytest.approx(0.40, abs=0.01) and cal.back_warn_bh < 0.37
+
+    def stall(t: float) -> Body:  # carried to the back at 0.3 bh/s from t = 5 s
+        return replace(body, gait_phase=t / 1.1, along_bh=max(0.0, (t - 5.0) * 0.3))
+
+    policy = AlertPolicy()
+    edge = next(
+        t
+        for t, s in run(monitor, stall, 4.6, 8.0)
+        for c in policy.update(t, s.hazards).cues
+        if c.kind == "edge_back"
+    )
+    assert edge < 5.0 + 0.40 / 0.3 - 0.5  # well before the hips reach the real end
+
+
 def test_the_end_of_calibration_is_said() -> None:
     """The walker stands on the belt, too far from the phone to read "Stand still to calibrate" go away."""
     monitor = TreadmillMonitor(TreadmillConfig(calibration_s=1.0))

@@ -130,6 +130,9 @@ class TreadmillConfig:
     calibration_s: float = _p(
         3.0, 1.0, 15.0, "s", "good frames of the walker (standing or walking) to calibrate"
     )
+    calibration_still_bh: float = _p(
+        0.15, 0.05, 0.5, "bh", "calibration keeps the frames whose hips lie this near the newest's (across)"
+    )
     limits_s: float = _p(0.0, 0.0, 30.0, "s", "optional phase after calibration: walk to the ends (0: off)")
     body_height_m: float = _p(1.75, 1.0, 2.2, "m", "the walker's height: the metric scale of body heights")
     belt_length_m: float = _p(1.40, 0.9, 2.2, "m", "belt length; the calibration spot is taken as its middle")
@@ -1106,6 +1109,16 @@ class TreadmillMonitor:
                 self._cal_frames.clear()
                 self._stance_v.clear()
             self._cal_wh = self._frame_wh
+            # The spot is where the walker stays, not where they came from: calibration takes everything
+            # its frames saw as safe, and a walker stepping on from 0.5 bh behind the belt moved its back end
+            # out by as much, so a stall was warned after the real end. Frames whose hips lie across the image
+            # from where they are now are dropped (on a belt the hips stay put while the legs walk).
+            body = max((frame.torso + frame.leg) / SEGMENTS_SHARE_OF_STATURE, 1.0)
+            away = [abs(f.hip[0] - frame.hip[0]) > cfg.calibration_still_bh * body for f in self._cal_frames]
+            if any(away):
+                keep = len(away) - next(i for i, a in enumerate(reversed(away)) if a)
+                del self._cal_frames[:keep]
+                self._stance_v.clear()
             if self._cal_frames and self._prev_frame is not None:
                 self._collect_stance(self._prev_frame, frame, self._provisional_axes(frame))
             self._cal_frames.append(frame)
