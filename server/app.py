@@ -39,8 +39,15 @@ from server.protocol import (
 from server.sessions import Peer, Session, SessionRegistry, now_ms
 from server.soundtrack import espeak_available, phrase_wav
 from vision.phrases import all_phrases
+from vision.treadmill import TreadmillConfig
 
 logger = logging.getLogger(__name__)
+# What the solo page may tell of the walker and the belt: the treadmill settings' own bounds, metres
+TREADMILL_BOUNDS = {
+    k: tuple(v["range"])
+    for k, v in TreadmillConfig.describe().items()
+    if k in ("body_height_m", "belt_length_m", "belt_width_m")
+}
 WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web_client"
 Role = Literal["camera", "walker", "solo"]
 
@@ -315,11 +322,25 @@ def create_app(
                 raise ProtocolError(
                     "bad_settings", "height_m must be the walker's height in metres, 1.0 to 2.3"
                 )
+            belt: dict[str, Any] = {k: msg[k] for k in ("belt_length_m", "belt_width_m") if k in msg}
+            if belt and session.mode != "solo":
+                raise ProtocolError("bad_settings", "belt sizes are for the solo (treadmill) phone")
+            if session.mode == "solo":
+                told: dict[str, Any] = {**belt, **({"body_height_m": height} if height is not None else {})}
+                for name, value in told.items():
+                    low, high = TREADMILL_BOUNDS[name]
+                    number = not isinstance(value, bool) and isinstance(value, int | float)
+                    if not (number and low <= value <= high):
+                        raise ProtocolError("bad_settings", f"{name} must be {low}..{high} m")
+                session.belt.update({k: float(v) for k, v in belt.items()})
             session.policy.set_sensitivity(sensitivity)
-            if "height_m" in msg:
-                session.walker_height_m = None if height is None else float(height)
-                peer.keep(asyncio.create_task(session.apply_walker_height()))
-            peer.send(message("settings", sensitivity=sensitivity, height_m=session.walker_height_m))
+            if "height_m" in msg or belt:
+                if "height_m" in msg:
+                    session.walker_height_m = None if height is None else float(height)
+                peer.keep(asyncio.create_task(session.apply_told()))
+            peer.send(
+                message("settings", sensitivity=sensitivity, height_m=session.walker_height_m, **session.belt)
+            )
             return
         if kind == "swap":
             # The pair swaps roles (the brief advises it often): every walker device becomes the

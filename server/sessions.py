@@ -29,6 +29,7 @@ from server.protocol import (
 )
 from vision.alerts import Active, AlertPolicy
 from vision.pipeline import FrameDecodeError, Pipeline
+from vision.treadmill import TreadmillConfig
 from vision.types import Hazard
 
 logger = logging.getLogger(__name__)
@@ -188,6 +189,7 @@ class Session:
         self.policy = AlertPolicy(settings.alert_config())
         self.pipeline: Pipeline | None = None
         self.walker_height_m: float | None = None  # told by the walker page; None: the ground's 1.70 m prior
+        self.belt: dict[str, float] = {}  # solo: the belt's size as told (belt_length_m, belt_width_m)
         self.last_frame_ms: float | None = None  # the last new frame's arrival
         self.camera_left_ms: float | None = None  # when the camera's socket last closed
         self.analysed_ms: float | None = None  # the last frame analysed
@@ -364,7 +366,7 @@ class Session:
                             message("error", code="vision_unavailable", detail=f"pose model failed: {exc}")
                         )
                     continue
-                await self.apply_walker_height()  # told while the pipeline was being built
+                await self.apply_told()  # told while the pipeline was being built
             try:
                 ts = int(item.received_ms - self.created_ms)
                 analysis = await loop.run_in_executor(
@@ -460,14 +462,25 @@ class Session:
         # A solo phone watches a treadmill walker: zones and body state, not obstacles.
         return Pipeline(self.settings.pipeline_config("treadmill" if self.mode == "solo" else "partner"))
 
-    async def apply_walker_height(self) -> None:
-        """Hands `walker_height_m` (None: not told) to this session's pipeline; one built later gets it when
-        it is built. The newest value when the executor gets to it: quick changes end on the last one."""
+    async def apply_told(self) -> None:
+        """Hands what the pages told (the walker's height, None: not told; a solo belt's size) to this
+        session's pipeline; one built later gets it when it is built. The newest values when the executor gets
+        to them: quick changes end on the last one."""
         pipeline = self.pipeline
-        if pipeline is not None:
+        if pipeline is None:
+            return
+        if self.mode == "solo":
+            defaults = self.settings.pipeline_config("treadmill").treadmill or TreadmillConfig()
+            height = self.walker_height_m or defaults.body_height_m
+            length = self.belt.get("belt_length_m", defaults.belt_length_m)
+            width = self.belt.get("belt_width_m", defaults.belt_width_m)
             await asyncio.get_running_loop().run_in_executor(
-                self.executor, lambda: pipeline.set_walker_height(self.walker_height_m)
+                self.executor, lambda: pipeline.set_treadmill_setup(height, length, width)
             )
+            return
+        await asyncio.get_running_loop().run_in_executor(
+            self.executor, lambda: pipeline.set_walker_height(self.walker_height_m)
+        )
 
     async def recalibrate(self) -> None:
         if self.pipeline is not None:

@@ -365,6 +365,51 @@ def test_solo_page_plays_its_own_cues(browser: Any, server_process: ServerProc) 
     ctx.close()
 
 
+def test_solo_page_tells_the_belt_and_height_and_shows_the_servers_errors(
+    browser: Any, server_process: ServerProc
+) -> None:
+    """The page's setup (kept on the phone) reaches the treadmill monitor on connect and on a change, and an
+    error from the server is shown (it was dropped without a word)."""
+    _, base = server_process
+    s = httpx.post(f"{base}/api/sessions", json={"mode": "solo"}).json()
+    ctx = browser.new_context()
+    ctx.add_init_script(
+        """localStorage.setItem("rearguard.settings", JSON.stringify({ heightCm: 160, beltLengthCm: 127 }))"""
+    )
+    page = ctx.new_page()
+    page.goto(s["solo_url"])
+    assert page.input_value("#beltlength") == "127" and page.input_value("#beltwidth") == ""
+    page.click("#start")
+    page.evaluate(
+        """() => new Promise((resolve) => {
+          const watch = () => {
+            const ws = window.rearguard.link && window.rearguard.link.ws;
+            if (!ws) return setTimeout(watch, 50);
+            window.__setups = [];
+            ws.addEventListener("message", (e) => {
+              if (typeof e.data !== "string") return;
+              const m = JSON.parse(e.data);
+              if (m.type === "status" && m.treadmill) window.__setups.push(m.treadmill.setup);
+            });
+            resolve();
+          };
+          watch();
+        })"""
+    )
+    told = {"body_height_m": 1.6, "belt_length_m": 1.27, "belt_width_m": 0.5}
+    wanted = json.dumps(told, separators=(",", ":"))
+    page.wait_for_function(f"(window.__setups || []).some(u => JSON.stringify(u) === '{wanted}')")
+    page.click("#setup summary")  # the panel opens
+    page.fill("#beltwidth", "46")
+    page.dispatch_event("#beltwidth", "change")
+    page.wait_for_function("(window.__setups || []).some(u => u.belt_width_m === 0.46)")
+    page.evaluate(
+        "window.rearguard.link.sendJson({ type: 'settings', sensitivity: 'normal', belt_width_m: 9 })"
+    )
+    page.wait_for_function("document.getElementById('err').textContent.includes('belt_width_m must be')")
+    ctx.close()
+
+
 def test_wrong_token_is_shown_and_not_retried(browser: Any, server_process: ServerProc) -> None:
     _, base = server_process
     s = httpx.post(f"{base}/api/sessions", json={"mode": "partner"}).json()

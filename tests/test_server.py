@@ -321,6 +321,32 @@ def test_a_solo_camera_back_after_a_network_drop_keeps_its_calibration(walker_fr
         srv.stop()
 
 
+def test_the_solo_phone_tells_the_walkers_height_and_the_belts_size(
+    walker_frames: list[bytes], server: LiveServer
+) -> None:
+    """The belt's ends are placed at calibration from its length and width in walker heights (belts are
+    127-152 cm long, walkers 1-2.2 m tall): the solo page tells them, a change calibrates again, bad ones are
+    refused."""
+    s = server.create_session("solo")
+    setup = {"belt_length_m": 1.27, "belt_width_m": 0.46}
+    with connect(server.ws_url("solo", s)) as solo:
+        solo.send(json.dumps({"type": "settings", "sensitivity": "normal", "height_m": 1.6, **setup}))
+        told = recv_until(solo, is_type("settings"))
+        assert told["height_m"] == 1.6 and {k: told[k] for k in setup} == setup
+        stream(solo, walker_frames[:4], fps=10)
+        status = recv_until(solo, lambda m: m["type"] == "status" and m["seq"] == 3)
+        assert status["treadmill"]["setup"] == {"body_height_m": 1.6, **setup}
+        for bad in ({"belt_length_m": 3.0}, {"belt_width_m": "wide"}, {"height_m": 2.25}):
+            solo.send(json.dumps({"type": "settings", "sensitivity": "normal", **bad}))
+            assert recv_until(solo, is_type("error"))["code"] == "bad_settings"
+    pair = server.create_session("partner")
+    with connect(server.ws_url("walker", pair)) as walker:
+        walker.send(json.dumps({"type": "settings", "sensitivity": "normal", "belt_length_m": 1.4}))
+        assert (
+            recv_until(walker, is_type("error"))["detail"] == "belt sizes are for the solo (treadmill) phone"
+        )
+
+
 def test_pinned_sessions_are_never_reaped(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sessions whose links `serve` prints stay good however long the phones take to be fetched."""
 

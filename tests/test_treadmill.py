@@ -647,6 +647,27 @@ def test_calibration_takes_the_spot_the_walker_stays_on_not_where_they_came_from
     assert edge < 5.0 + 0.40 / 0.3 - 0.5  # well before the hips reach the real end
 
 
+def test_the_belts_size_and_the_walkers_height_place_the_ends_and_a_change_calibrates_again() -> None:
+    body = backward_walker()
+    monitor = calibrated(body)
+    cal = monitor.calibration
+    assert cal is not None and cal.back_end_bh == pytest.approx(0.70 / 1.75)
+    monitor.set_setup(1.75, 1.40, 0.50)  # as it was: no new calibration
+    assert monitor.calibration is cal
+    monitor.set_setup(1.60, 1.27, 0.46)
+    assert monitor.calibration is None and monitor.setup == {
+        "body_height_m": 1.60,
+        "belt_length_m": 1.27,
+        "belt_width_m": 0.46,
+    }
+    run(monitor, lambda t: replace(body, gait_phase=t / 1.1), 4.0, 7.3)
+    cal = monitor.calibration
+    assert cal is not None
+    assert cal.back_end_bh == pytest.approx(0.635 / 1.60) and cal.left_end_bh == pytest.approx(0.23 / 1.60)
+    with pytest.raises(ValueError, match="belt_length_m"):
+        monitor.set_setup(1.60, 3.0, 0.46)
+
+
 def test_the_end_of_calibration_is_said() -> None:
     """The walker stands on the belt, too far from the phone to read "Stand still to calibrate" go away."""
     monitor = TreadmillMonitor(TreadmillConfig(calibration_s=1.0))

@@ -174,6 +174,7 @@ class Pipeline:
                 "notice": state.notice,
                 "figures": dict(state.figures),
                 "calibration": state.calibration.to_dict() if state.calibration else None,
+                "setup": self._treadmill.setup,
             }
         else:
             hazards = self._hazards(walker, timestamp_ms)
@@ -265,6 +266,13 @@ class Pipeline:
         with self._lock:
             if self._path is not None:
                 self._path.ground.set_walker_height(height_m)
+
+    def set_treadmill_setup(self, body_height_m: float, belt_length_m: float, belt_width_m: float) -> None:
+        """Treadmill mode: the walker's height and the belt's size (a change calibrates again); a no-op
+        otherwise."""
+        with self._lock:
+            if self._treadmill is not None:
+                self._treadmill.set_setup(body_height_m, belt_length_m, belt_width_m)
 
     def recalibrate(self) -> None:
         """Treadmill mode: learn the belt's safe zone again from the next frames (a no-op otherwise)."""

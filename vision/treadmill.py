@@ -963,6 +963,28 @@ class TreadmillMonitor:
         Workout figures carry on."""
         self._reset_calibration(None)
 
+    def set_setup(self, body_height_m: float, belt_length_m: float, belt_width_m: float) -> None:
+        """The walker's height and the belt's size, as the solo page tells them. They place the belt's ends
+        at calibration (the ends are belt lengths, the body is measured in heights), so a change that is a
+        change calibrates again; workout figures carry on."""
+        if (body_height_m, belt_length_m, belt_width_m) == tuple(self.setup.values()):
+            return
+        # checked against each field's bounds
+        self.config = replace(
+            self.config, body_height_m=body_height_m, belt_length_m=belt_length_m, belt_width_m=belt_width_m
+        )
+        self._steps.cfg = self.config
+        self.recalibrate()
+
+    @property
+    def setup(self) -> dict[str, float]:
+        c = self.config
+        return {
+            "body_height_m": c.body_height_m,
+            "belt_length_m": c.belt_length_m,
+            "belt_width_m": c.belt_width_m,
+        }
+
     def update(
         self,
         pose: Pose | None,
