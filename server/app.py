@@ -305,6 +305,12 @@ def create_app(
         if kind == "recalibrate":
             if session.mode != "solo" or peer is not session.camera:
                 raise ProtocolError("bad_message", "recalibrate is for the solo (treadmill) phone")
+            t = now_ms()
+            if t - session.recalibrated_ms < 1000:
+                # Taps in the same second are one request: each answered filled the page's outbox, and a burst
+                # closed its socket for not reading (4008)
+                return
+            session.recalibrated_ms = t
             peer.keep(asyncio.create_task(session.recalibrate()))
             peer.send(message("recalibrating"))
             return

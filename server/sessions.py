@@ -190,6 +190,7 @@ class Session:
         self.pipeline: Pipeline | None = None
         self.walker_height_m: float | None = None  # told by the walker page; None: the ground's 1.70 m prior
         self.belt: dict[str, float] = {}  # solo: the belt's size as told (belt_length_m, belt_width_m)
+        self.recalibrated_ms = -1e18  # when the solo phone last asked to recalibrate (ms; never)
         self.last_frame_ms: float | None = None  # the last new frame's arrival
         self.camera_left_ms: float | None = None  # when the camera's socket last closed
         self.analysed_ms: float | None = None  # the last frame analysed

@@ -674,6 +674,10 @@ def test_solo_session_runs_the_treadmill_monitor_and_recalibrates(
         assert status["treadmill"]["calibrating"] is True and "steps" in status["treadmill"]["figures"]
         solo.send(json.dumps({"type": "recalibrate"}))
         assert recv_until(solo, is_type("recalibrating"))
+        for _ in range(300):  # a burst of taps is one request, not 300 answers that overflow the outbox
+            solo.send(json.dumps({"type": "recalibrate"}))
+        solo.send(json.dumps({"type": "ping", "t": 7}))
+        assert recv_until(solo, is_type("pong"))["t"] == 7
     s = server.create_session("partner")
     with connect(server.ws_url("camera", s)) as cam:
         stream(cam, walker_frames[:2], fps=10)
