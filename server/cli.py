@@ -170,6 +170,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
             (c, base / (c.stem if stems.count(c.stem) == 1 else f"{c.stem}-{i}"), opts)
             for i, c in enumerate(clips)
         ]
+    # Where the output goes is checked before any work: a bad --out found after the analysis lost it all
+    from server.clips import ClipError
+    from server.replay import check_out_dir
+
+    try:
+        if len(clips) > 1 and base.exists() and not base.is_dir():
+            raise ClipError(f"--out {base} is a file, not a folder")
+        for clip, out, _ in jobs:
+            check_out_dir(out, clip)
+    except ClipError as exc:
+        print(f"rearguard: {exc}", file=sys.stderr)
+        return 2
     workers = max(1, min(len(jobs), args.jobs or os.cpu_count() or 1))
     results: list[tuple[str, dict[str, Any] | None, str | None]] = []
     if workers == 1:
@@ -192,8 +204,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
             cols.append("labels")
         print_table(rows, [*cols, "out"])
     if len(clips) > 1:
-        base.mkdir(parents=True, exist_ok=True)
-        (base / "summary.json").write_text(json.dumps({"clips": rows, "errors": dict(errors)}, indent=1))
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            (base / "summary.json").write_text(json.dumps({"clips": rows, "errors": dict(errors)}, indent=1))
+        except OSError as exc:
+            errors.append(("summary.json", f"cannot write it into {base}: {exc.strerror or exc}"))
     for name, err in errors:
         print(f"rearguard: {name}: {err}", file=sys.stderr)
     if errors:

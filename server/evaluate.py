@@ -528,6 +528,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args(argv)
+    # Every argument must give scenes: one that matched nothing was skipped without a word, and the goals
+    # were then judged on part of the suite
+    empty = [a for a in args.scenes if not scene_dirs([a])]
+    if empty and len(empty) < len(args.scenes):
+        print(f"rearguard evaluate: no rendered scene in {', '.join(empty)}", file=sys.stderr)
+        return 2
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        print(f"rearguard evaluate: cannot write --json {args.json}: no such folder", file=sys.stderr)
+        return 2
     scenes = scene_dirs(args.scenes)
     if not scenes:
         print(
@@ -568,5 +577,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Scenes replayed with the phone's tilt log: {result['with_tilt_log']} of {len(scenes)}")
     print_result(result, scores)
     if args.json:
-        Path(args.json).write_text(json.dumps(result | {"scores": scores}, indent=1))
+        try:
+            Path(args.json).write_text(json.dumps(result | {"scores": scores}, indent=1))
+        except OSError as exc:
+            why = exc.strerror or exc
+            print(f"rearguard evaluate: cannot write --json {args.json}: {why}", file=sys.stderr)
+            return 2
     return 0

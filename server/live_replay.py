@@ -5,39 +5,95 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import websockets.exceptions
 from websockets.asyncio.client import connect
 
 from server.clips import ClipError, ClipInfo, frames, phone_jpeg, probe
 from server.protocol import pack_frame
-from server.replay import ReplayOptions, match_events, percentile, replay_clip, sensor_readings
+from server.replay import (
+    ReplayOptions,
+    check_out_dir,
+    match_events,
+    percentile,
+    replay_clip,
+    sensor_readings,
+)
 from vision.sensors import reading_at
 
 TAIL_S = 1.0  # wait this long after the last frame for its status and cues
 
 
-def create_session(server: str) -> dict[str, Any]:
+class ServerError(Exception):
+    """The server answered, but not as a Rearguard server does, or it went away mid-stream."""
+
+
+def create_session(server: str, mode: str = "partner") -> dict[str, Any]:
     req = urllib.request.Request(
         f"{server.rstrip('/')}/api/sessions",
-        data=json.dumps({"mode": "partner"}).encode(),
+        data=json.dumps({"mode": mode}).encode(),
         headers={"content-type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(req, timeout=10) as resp:  # the user's own server URL
-        data: dict[str, Any] = json.load(resp)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # the user's own server URL
+            data = json.load(resp)
+    except urllib.error.HTTPError as exc:  # before OSError: it is one, but the server did answer
+        body = exc.read(500).decode("utf-8", "replace")
+        try:
+            detail = json.loads(body).get("detail", body)
+        except (ValueError, AttributeError):
+            detail = body.strip()[:200]
+        raise ServerError(f"{server} refused a session: HTTP {exc.code} {detail}") from exc
+    except ValueError as exc:
+        raise ServerError(f"{server} is not a Rearguard server (its answer is not JSON)") from exc
+    if not (
+        isinstance(data, dict) and isinstance(data.get("token"), str) and isinstance(data.get("ws"), dict)
+    ):
+        raise ServerError(f"{server} is not a Rearguard server (no session in its answer)")
     return data
 
 
+def end_session(server: str, session: dict[str, Any]) -> None:
+    """Gives the session's place back at once (else it is held for the server's idle half hour, and a few
+    replays filled the server: phones were refused). Best effort: the stream's result stands either way."""
+    query = urllib.parse.urlencode({"token": session["token"]})
+    url = (
+        f"{server.rstrip('/')}/api/sessions/{urllib.parse.quote(str(session.get('session_id', '')))}?{query}"
+    )
+    with contextlib.suppress(OSError):
+        urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=5).close()
+
+
 async def stream_clip(
-    info: ClipInfo, server: str, pitch_deg: list[float | None] | None = None
+    info: ClipInfo, server: str, pitch_deg: list[float | None] | None = None, mode: str = "partner"
 ) -> dict[str, Any]:
-    session = create_session(server)
+    """Streams the clip as a phone would: partner mode as the camera with a walker listening, treadmill mode
+    as the solo phone that does both. Raises ServerError for a server that is not one, or that goes away."""
+    solo = mode == "treadmill"
+    session = create_session(server, "solo" if solo else "partner")
+    try:
+        return await _stream(info, server, session, pitch_deg, solo)
+    except (websockets.exceptions.InvalidURI, websockets.exceptions.InvalidHandshake) as exc:
+        raise ServerError(f"{server} is not a Rearguard server (its sockets: {exc})") from exc
+    except websockets.exceptions.ConnectionClosed as exc:
+        raise ServerError(f"{server} closed the stream ({exc})") from exc
+    finally:
+        end_session(server, session)
+
+
+async def _stream(
+    info: ClipInfo, server: str, session: dict[str, Any], pitch_deg: list[float | None] | None, solo: bool
+) -> dict[str, Any]:
     ws_base = server.rstrip("/").replace("https://", "wss://").replace("http://", "ws://")
     query = f"?token={session['token']}"
     sent_ms: dict[int, float] = {}
@@ -50,8 +106,9 @@ async def stream_clip(
     def now_ms() -> float:
         return (time.monotonic() - start) * 1000.0
 
+    camera_path = session["ws"]["solo" if solo else "camera"]
     async with (
-        connect(ws_base + session["ws"]["camera"] + query, max_size=2**22) as cam,
+        connect(ws_base + camera_path + query, max_size=2**22) as cam,
         connect(ws_base + session["ws"]["walker"] + query) as walker,
     ):
 
@@ -65,6 +122,7 @@ async def stream_clip(
                     last_status.update(msg)
 
         async def read_walker() -> None:
+            # The walker's socket hears the cues (a solo session's too: a listening phone may join it)
             async for raw in walker:
                 msg = json.loads(raw)
                 if msg.get("type") != "cue":
@@ -133,14 +191,18 @@ def cmd_realtime(args: argparse.Namespace, clips: list[Path], opts: ReplayOption
     for clip in clips:
         out = Path(args.out) if args.out and len(clips) == 1 else Path(args.out or "replay") / clip.stem
         try:
+            check_out_dir(out, clip)  # before streaming: a bad --out found afterwards lost the stream
             info = probe(clip, opts.fps)
             sensors = sensor_readings(clip, info, opts)  # the phone's tilt, as the page sends it
-            live = asyncio.run(stream_clip(info, args.server, sensors[1]))
+            live = asyncio.run(stream_clip(info, args.server, sensors[1], opts.mode))
             row = replay_clip(clip, out, opts, live=live, sensors=sensors)
         except ClipError as exc:
             print(f"rearguard: {exc}", file=sys.stderr)
             status = 2
             continue
+        except ServerError as exc:
+            print(f"rearguard: {exc}", file=sys.stderr)
+            return 2
         except OSError as exc:
             print(f"rearguard: cannot reach {args.server}: {exc}", file=sys.stderr)
             return 2

@@ -516,6 +516,27 @@ def check_labels(labels: dict[str, Any], events: list[dict[str, Any]]) -> dict[s
     }
 
 
+REPLAY_FILES = frozenset(
+    {"timeline.json", "frames.json", "annotated.mp4", "report.html", "live.json", "calibration.json"}
+)
+
+
+def check_out_dir(out_dir: Path, clip: Path | None = None) -> None:
+    """A replay writes a whole folder: one that does not exist yet, is empty, or holds an earlier replay
+    (a timeline.json and nothing but a replay's files); never a file, nor a folder of other things (the
+    user's own report.html, or the clip itself, were replaced one by one). Raises ClipError."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ClipError(f"--out {out_dir} is a file, not a folder")
+    if clip is not None and out_dir.resolve() in clip.resolve().parents:
+        raise ClipError(f"--out {out_dir} holds the clip itself: give another folder")
+    if out_dir.is_dir():
+        names = {p.name for p in out_dir.iterdir()}
+        if names and (not names <= REPLAY_FILES or "timeline.json" not in names):
+            raise ClipError(
+                f"--out {out_dir} holds other files than an earlier replay's: give a new or empty folder"
+            )
+
+
 def replay_clip(
     clip: Path,
     out_dir: Path,
@@ -530,13 +551,17 @@ def replay_clip(
     `sensor_readings` already read it (the stream sent the same readings), else it is read here."""
     if opts.mode not in MODES:
         raise ClipError(f"--mode must be one of {', '.join(MODES)}, got {opts.mode!r}")
+    check_out_dir(out_dir, clip)
     calibration = load_calibration(opts.calibration) if opts.calibration else None
     info = probe(clip, opts.fps)
     labels_file = _given_or_beside(opts.labels, labels_path_for(clip))
     labels = load_labels(labels_file) if labels_file else None
     sensors_file, pitch_deg = sensors if sensors is not None else sensor_readings(clip, info, opts)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    except OSError as exc:
+        raise ClipError(f"cannot write the replay into {out_dir}: {exc.strerror or exc}") from exc
     sink: VideoSink | None = None
     try:
         sink = VideoSink(tmp / "video-only.mp4", info.analysis_wh, info.fps) if opts.video else None
@@ -602,9 +627,13 @@ def replay_clip(
                 labels=checked,
                 video_name="annotated.mp4" if opts.video else None,
             )
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for f in tmp.iterdir():
-            os.replace(f, out_dir / f.name)
+        # The whole folder at once: an earlier replay's files that this one does not write (its video, its
+        # live.json) are not left beside the new ones, and a failure leaves the earlier replay as it was
+        old = out_dir.parent / f".{out_dir.name}.old-{tmp.name.rsplit('-', 1)[-1]}"
+        if out_dir.exists():
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         if sink is not None:
             sink.abort()

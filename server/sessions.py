@@ -541,6 +541,12 @@ class SessionRegistry:
             logger.info("session %s: idle, closed", sid)
             await session.close()
 
+    async def end(self, session_id: str) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is not None:
+            logger.info("session %s: ended on request", session_id)
+            await session.close()
+
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):
             await session.close()

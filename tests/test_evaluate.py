@@ -302,6 +302,18 @@ def test_the_command_prints_goals_kinds_coverage_and_scenes_and_writes_json(
     assert [g["pass"] for g in data["goals"]] == [True, True, True, True, True, None, None]
 
 
+def test_an_argument_that_gives_no_scene_is_refused_not_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo beside a real scene was skipped without a word, and the goals judged on part of the suite."""
+    write_scene(tmp_path, "pole", truth(), [event(1.0, distance=3.0)], 0.35)
+    scene = str(tmp_path / "scenes" / "pole")
+    code = main([scene, str(tmp_path / "typo"), "--timelines", str(tmp_path / "runs")])
+    assert code == 2 and "no rendered scene in" in capsys.readouterr().err
+    code = main([scene, "--timelines", str(tmp_path / "runs"), "--json", str(tmp_path / "no" / "r.json")])
+    assert code == 2 and "cannot write --json" in capsys.readouterr().err
+
+
 def test_the_command_refuses_missing_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path)]) == 2
     assert "no rendered scene found" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 
@@ -354,6 +355,62 @@ def test_realtime_replay_through_a_running_server(live_server: LiveServer, tmp_p
     assert live["latency_ms"]["p50"] > 0 and live["server_added_ms"]["p95"] is not None
     assert set(live["comparison"]) >= {"matched", "only_offline", "only_live"}
     assert "latency p50" in r.stdout
+
+
+def test_realtime_replay_gives_its_session_back_and_streams_treadmill_as_the_solo_phone(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    """Each realtime replay held a session for the server's idle half hour: a few filled the server and
+    phones were refused. And a treadmill replay streamed to a partner session, which never calibrates."""
+    clip = clip_path("corridor_two_walk_backward.mp4")
+    sessions = httpx.get(f"{live_server.base}/healthz").json()["sessions"]
+    for mode in ("partner", "treadmill"):
+        out = tmp_path / mode
+        r = rearguard(
+            "replay", str(clip), "--realtime", "--server", live_server.base, "--out", str(out), "--no-video",
+            "--no-report", "--mode", mode,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert json.loads((out / "live.json").read_text())["frames_processed"] > 0
+        assert httpx.get(f"{live_server.base}/healthz").json()["sessions"] == sessions
+
+
+def test_realtime_against_something_else_says_so(live_server: LiveServer, tmp_path: Path) -> None:
+    clip = clip_path("corridor_two_walk_backward.mp4")
+    r = rearguard(
+        "replay",
+        str(clip),
+        "--realtime",
+        "--server",
+        f"{live_server.base}/not-here",
+        "--out",
+        str(tmp_path / "x"),
+    )
+    assert r.returncode == 2 and "refused a session: HTTP 4" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_replay_writes_a_whole_folder_and_never_over_other_files(leaving_clip: Path, tmp_path: Path) -> None:
+    """--out is refused before any work when it is a file, holds the clip, or holds other things than an
+    earlier replay (a user's own report.html was replaced); an earlier replay is replaced whole (its video
+    was left beside a later replay's timeline)."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    r = rearguard("replay", str(leaving_clip), "--out", str(a_file))
+    assert r.returncode == 2 and "is a file" in r.stderr and "Traceback" not in r.stderr
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.html").write_text("MY NOTES")
+    r = rearguard("replay", str(leaving_clip), "--out", str(mine))
+    assert r.returncode == 2 and "other files" in r.stderr
+    assert (mine / "report.html").read_text() == "MY NOTES"
+    r = rearguard("replay", str(leaving_clip), "--out", str(leaving_clip.parent))
+    assert r.returncode == 2 and "holds the clip" in r.stderr
+    out = tmp_path / "out"
+    assert rearguard("replay", str(leaving_clip), "--out", str(out)).returncode == 0
+    assert (out / "annotated.mp4").is_file()
+    assert rearguard("replay", str(leaving_clip), "--out", str(out), "--no-video").returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == ["frames.json", "report.html", "timeline.json"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left half-way
 
 
 def test_realtime_needs_a_server_url(tmp_path: Path) -> None:

@@ -347,6 +347,19 @@ def test_the_solo_phone_tells_the_walkers_height_and_the_belts_size(
         )
 
 
+def test_a_session_ends_on_request_with_its_token(server: LiveServer) -> None:
+    s = server.create_session()
+    url = f"{server.base}/api/sessions/{s['session_id']}"
+    with connect(server.ws_url("walker", s)) as walker:
+        assert httpx.delete(url, params={"token": "not-it"}).status_code == 403
+        assert httpx.delete(url).status_code == 403
+        assert httpx.delete(url, params={"token": s["token"]}).status_code == 204
+        assert close_code(walker) == 1001
+    assert httpx.delete(url, params={"token": s["token"]}).status_code == 404
+    with connect(server.ws_url("walker", s)) as again:
+        assert close_code(again) == 4404
+
+
 def test_pinned_sessions_are_never_reaped(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sessions whose links `serve` prints stay good however long the phones take to be fetched."""
 
