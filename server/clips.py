@@ -24,6 +24,7 @@ ANALYSIS_MAX_SIDE = 640
 PHONE_JPEG_QUALITY = 70
 MAX_SOURCE_PIXELS = 7680 * 4320  # 8K; larger is refused rather than decoded
 MAX_FPS = 240.0
+MIN_FPS = 0.1  # below, a clip of a few frames spans hours: per-second figures ran away (--fps 1e-6 hung)
 
 
 class ClipError(ValueError):
@@ -73,10 +74,10 @@ def probe(path: Path, fps_override: float | None = None) -> ClipInfo:
     if w * h > MAX_SOURCE_PIXELS:
         raise ClipError(f"{path}: {w}x{h} is larger than 8K; downscale it first")
     if fps_override is not None:
-        if not 0 < fps_override <= MAX_FPS:
-            raise ClipError(f"--fps must be in (0, {MAX_FPS}], got {fps_override}")
+        if not MIN_FPS <= fps_override <= MAX_FPS:
+            raise ClipError(f"--fps must be in [{MIN_FPS}, {MAX_FPS}], got {fps_override}")
         fps = fps_override
-    elif not math.isfinite(fps) or not 0 < fps <= MAX_FPS:
+    elif not math.isfinite(fps) or not MIN_FPS <= fps <= MAX_FPS:
         raise ClipError(f"{path}: the container gives no usable frame rate ({fps}); pass --fps")
     scale = min(1.0, ANALYSIS_MAX_SIDE / max(w, h))
     return ClipInfo(path, fps, count, (w, h), (_even(w * scale), _even(h * scale)))

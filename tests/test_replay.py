@@ -302,11 +302,11 @@ def test_a_tilt_log_beside_the_clip_goes_with_its_frames(tmp_path: Path) -> None
     assert load(tmp_path / "tm")["sensors"] == "walk.sensors.json"
 
 
-def test_bad_fps_flag_is_refused(tmp_path: Path) -> None:
-    r = rearguard(
-        "replay", str(clip_path("corridor_two_walk_backward.mp4")), "--fps", "0", "--out", str(tmp_path / "o")
-    )
-    assert r.returncode == 2 and "--fps" in r.stderr
+@pytest.mark.parametrize("fps", ["0", "1e-6"])  # 1e-6 spread 35 frames over ten hours and hung the replay
+def test_bad_fps_flag_is_refused(tmp_path: Path, fps: str) -> None:
+    clip = clip_path("corridor_two_walk_backward.mp4")
+    r = rearguard("replay", str(clip), "--fps", fps, "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "--fps must be in" in r.stderr
 
 
 def test_portrait_rotation_metadata_is_applied(tmp_path: Path) -> None:

@@ -293,6 +293,14 @@ def test_load_spec_names_the_file_and_the_json_error(tmp_path: Path) -> None:
     bad.write_text('{"duration_s": 6,\n "fps": }')
     with pytest.raises(SpecError, match=r"bad\.json: not valid JSON: .* line 2"):
         load_spec(bad)
+    listed = tmp_path / "listed.json"
+    listed.write_text("[1, 2]")
+    with pytest.raises(SpecError, match=r"listed\.json: a spec is a JSON object"):
+        load_spec(listed)
+    latin = tmp_path / "latin.json"
+    latin.write_bytes('{"name": "caf\u00e9"}'.encode("latin-1"))
+    with pytest.raises(SpecError, match=r"latin\.json: not UTF-8 text"):
+        load_spec(latin)
     good = tmp_path / "named.json"
     good.write_text(json.dumps({"obstacles": [{"id": "b", "kind": "bin", "distance_m": 2}]}))
     spec = load_spec(good)

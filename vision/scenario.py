@@ -521,6 +521,8 @@ def _build(cls: type[Any], data: Any, where: str) -> Any:
 
 def parse_spec(data: Mapping[str, Any], name: str | None = None) -> ScenarioSpec:
     """A validated spec from JSON data; `name` (the file stem) is the default for the `name` field."""
+    if not isinstance(data, Mapping):
+        raise SpecError("", "a spec is a JSON object ({...})")
     payload = dict(data)
     if name is not None:
         payload.setdefault("name", name)
@@ -536,6 +538,8 @@ def load_spec(path: Path) -> ScenarioSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SpecError(str(path), "not UTF-8 text") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -2394,6 +2398,12 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"rearguard scenario: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # an --out that cannot be written: one line, not a traceback
+        print(
+            f"rearguard scenario: cannot write {exc.filename or args.out}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
     print(f"{len(jobs)} scene(s) in {time.perf_counter() - start:.1f} s", file=stdout)
     return 0
 
