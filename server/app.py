@@ -344,7 +344,11 @@ def create_app(
             belt: dict[str, Any] = {k: msg[k] for k in ("belt_length_m", "belt_width_m") if k in msg}
             if belt and session.mode != "solo":
                 raise ProtocolError("bad_settings", "belt sizes are for the solo (treadmill) phone")
-            if session.mode == "solo":
+            if session.mode == "solo" and peer.role != "solo":
+                # A phone that only listens to a solo workout does not set the walker or the belt (its own
+                # saved height, sent on every connect, would fight the solo page's and recalibrate each time)
+                belt, msg = {}, {k: v for k, v in msg.items() if k != "height_m"}
+            if session.mode == "solo" and peer.role == "solo":
                 told: dict[str, Any] = {**belt, **({"body_height_m": height} if height is not None else {})}
                 for name, value in told.items():
                     low, high = TREADMILL_BOUNDS[name]

@@ -339,6 +339,12 @@ def test_the_solo_phone_tells_the_walkers_height_and_the_belts_size(
         for bad in ({"belt_length_m": 3.0}, {"belt_width_m": "wide"}, {"height_m": 2.25}):
             solo.send(json.dumps({"type": "settings", "sensitivity": "normal", **bad}))
             assert recv_until(solo, is_type("error"))["code"] == "bad_settings"
+        with connect(server.ws_url("walker", s)) as listener:  # a phone that only listens sets neither
+            listener.send(json.dumps({"type": "settings", "sensitivity": "normal", "height_m": 1.9, **setup}))
+            assert recv_until(listener, is_type("settings"))
+            stream(solo, walker_frames[4:8], fps=10)
+            status = recv_until(solo, lambda m: m["type"] == "status" and m["seq"] == 3)
+            assert status["treadmill"]["setup"]["body_height_m"] == 1.6
     pair = server.create_session("partner")
     with connect(server.ws_url("walker", pair)) as walker:
         walker.send(json.dumps({"type": "settings", "sensitivity": "normal", "belt_length_m": 1.4}))
