@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import queue
 import shutil
@@ -444,16 +445,37 @@ def labels_path_for(clip: Path) -> Path:
     return clip.with_name(clip.stem + ".labels.json")
 
 
+def _seconds(value: Any, least: float = 0.0) -> bool:
+    """A finite number of seconds, at least `least` (not a bool, which Python counts as a number)."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value >= least
+    )
+
+
 def load_labels(path: Path) -> dict[str, Any]:
+    """Read and check a labels file before any work: a wrong type found after the replay lost it, and some
+    were taken as valid and reported as a FAIL of the clip instead of a bad file."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ClipError(f"{path}: cannot read the labels file: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("expect", []), list):
         raise ClipError(f'{path}: a labels file is an object with a list "expect" (see docs/replay.md)')
+    if "tolerance_s" in data and not _seconds(data["tolerance_s"]):
+        raise ClipError(f'{path}: "tolerance_s" must be a number of seconds, 0 or more')
+    ignore = data.get("ignore_kinds", [])
+    if not isinstance(ignore, list) or not all(isinstance(k, str) for k in ignore):
+        raise ClipError(f'{path}: "ignore_kinds" must be a list of cue kinds (strings)')
     for item in data.get("expect", []):
-        if not isinstance(item, dict) or "kind" not in item or not isinstance(item.get("t"), int | float):
-            raise ClipError(f'{path}: every expected event needs "t" (seconds) and "kind": {item!r}')
+        if not (isinstance(item, dict) and isinstance(item.get("kind"), str) and _seconds(item.get("t"))):
+            raise ClipError(f'{path}: every expected event needs "t" (seconds) and "kind" (a text): {item!r}')
+        if "tier" in item and item["tier"] not in ("advisory", "urgent", "stop"):
+            raise ClipError(f'{path}: "tier" is one of advisory, urgent, stop: {item!r}')
+        if "tolerance_s" in item and not _seconds(item["tolerance_s"]):
+            raise ClipError(f'{path}: "tolerance_s" must be a number of seconds, 0 or more: {item!r}')
     return data
 
 
@@ -581,6 +603,15 @@ def replay_clip(
             "source_wh": list(info.source_wh),
             "sensors": sensors_file.name if sensors_file else None,
         }
+        if info.frame_count > 0 and len(cols.t) < 0.98 * info.frame_count - 1:
+            # A clip cut short (a copy that stopped, a download cut off) decodes up to the cut: say so, in the
+            # timeline and on the terminal, rather than pass off part of it as the whole
+            timeline["truncated"] = {"decoded": len(cols.t), "container_frames": info.frame_count}
+            print(
+                f"rearguard: warning: {clip.name}: {len(cols.t)} of the {info.frame_count} frames its "
+                "container lists could be decoded; the replay covers those only",
+                file=sys.stderr,
+            )
         if path_log is not None:
             # What the camera saw of the walker's path (DESIGN.md: the walker's body hides it), and what
             # stood in it; docs/replay.md describes the fields.

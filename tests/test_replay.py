@@ -224,6 +224,46 @@ def test_labels_make_a_clip_a_regression_test(leaving_clip: Path, tmp_path: Path
     )
 
 
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({"tolerance_s": "abc", "expect": []}, '"tolerance_s" must be'),
+        ({"ignore_kinds": 5, "expect": []}, '"ignore_kinds" must be'),
+        ({"expect": [{"t": True, "kind": "walker_lost"}]}, '"t" (seconds)'),
+        ({"expect": [{"t": 2.0, "kind": ["walker_lost"]}]}, '"kind" (a text)'),
+        ({"expect": [{"t": 2.0, "kind": "walker_lost", "tier": "STOP"}]}, '"tier" is one of'),
+        ({"expect": [{"t": 2.0, "kind": "walker_lost", "tolerance_s": None}]}, '"tolerance_s" must be'),
+        ({"expect": [{"t": 2.0, "kind": "walker_lost", "tolerance_s": -1}]}, '"tolerance_s" must be'),
+    ],
+)
+def test_a_bad_labels_file_is_refused_before_the_replay(
+    leaving_clip: Path, tmp_path: Path, labels: dict[str, Any], message: str
+) -> None:
+    """Each of these crashed with a traceback after the whole replay, or was taken as valid and reported as
+    the clip failing its labels."""
+    path = tmp_path / "bad.labels.json"
+    path.write_text(json.dumps(labels))
+    out = tmp_path / "o"
+    r = rearguard("replay", str(leaving_clip), "--out", str(out), "--no-video", "--labels", str(path))
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def test_a_clip_cut_short_is_replayed_as_far_as_it_goes_and_said_so(tmp_path: Path) -> None:
+    """A phone's clip keeps its index at the front (faststart); cut off half way, it decodes up to the cut,
+    and the replay covered part of it without a word."""
+    frames = [cv2.resize(empty_scene(seed=i), (360, 640)) for i in range(40)]
+    whole = write_clip(tmp_path / "whole.mp4", frames, 10, ["-movflags", "+faststart"])
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    r = rearguard("replay", str(cut), "--out", str(tmp_path / "o"), "--no-video", "--no-report")
+    assert r.returncode == 0 and "frames its container lists could be decoded" in r.stderr
+    truncated = load(tmp_path / "o")["truncated"]
+    assert truncated["container_frames"] == 40 and 0 < truncated["decoded"] < 30
+    r = rearguard("replay", str(whole), "--out", str(tmp_path / "w"), "--no-video", "--no-report")
+    assert r.returncode == 0 and "truncated" not in load(tmp_path / "w") and "warning" not in r.stderr
+
+
 def test_many_clips_at_once_with_a_summary(leaving_clip: Path, tmp_path: Path) -> None:
     folder = tmp_path / "clips"
     folder.mkdir()
