@@ -146,6 +146,14 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     from server.replay import ReplayOptions
 
+    # Flags that would do nothing are refused, not ignored: the user meant something by them
+    if args.server and not args.realtime:
+        print("rearguard: --server goes with --realtime (stream to that server); add it or drop --server",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if args.calibration and args.mode != "treadmill":
+        print("rearguard: --calibration is for --mode treadmill", file=sys.stderr)
+        return 2
     clips = expand_clips(args.clips)
     if not clips:
         print("rearguard: no clip matched", file=sys.stderr)
@@ -290,6 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C: a word, not a traceback (replays clean up their temporary folders)
+        print("rearguard: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["scenario"]:  # its own parser, options and --help included
         from vision.scenario import main as scenario_main

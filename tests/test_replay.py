@@ -342,6 +342,20 @@ def test_a_tilt_log_beside_the_clip_goes_with_its_frames(tmp_path: Path) -> None
     assert load(tmp_path / "tm")["sensors"] == "walk.sensors.json"
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--server", "http://127.0.0.1:9"], "--server goes with --realtime"),
+        (["--calibration", "cal.json"], "--calibration is for --mode treadmill"),
+    ],
+)
+def test_flags_that_would_do_nothing_are_refused(tmp_path: Path, args: list[str], message: str) -> None:
+    """Both were ignored: the replay ran offline, or uncalibrated, and said nothing."""
+    clip = clip_path("corridor_two_walk_backward.mp4")
+    r = rearguard("replay", str(clip), *args, "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and message in r.stderr and not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("fps", ["0", "1e-6"])  # 1e-6 spread 35 frames over ten hours and hung the replay
 def test_bad_fps_flag_is_refused(tmp_path: Path, fps: str) -> None:
     clip = clip_path("corridor_two_walk_backward.mp4")
