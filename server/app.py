@@ -344,22 +344,22 @@ def create_app(
             belt: dict[str, Any] = {k: msg[k] for k in ("belt_length_m", "belt_width_m") if k in msg}
             if belt and session.mode != "solo":
                 raise ProtocolError("bad_settings", "belt sizes are for the solo (treadmill) phone")
-            if session.mode == "solo" and peer.role != "solo":
-                # A phone that only listens to a solo workout does not set the walker or the belt (its own
-                # saved height, sent on every connect, would fight the solo page's and recalibrate each time)
-                belt, msg = {}, {k: v for k, v in msg.items() if k != "height_m"}
-            if session.mode == "solo" and peer.role == "solo":
-                told: dict[str, Any] = {**belt, **({"body_height_m": height} if height is not None else {})}
-                for name, value in told.items():
+            # Who tells the walker's height and the belt: any page of a partner walk, but of a solo workout
+            # only the solo phone (a phone that only listens sends its own saved height on every connect,
+            # which would fight the solo page's and recalibrate each time)
+            tells = session.mode == "partner" or peer.role == "solo"
+            if tells and session.mode == "solo":
+                told = {**belt, "body_height_m": height}
+                for name, value in told.items():  # null: the treadmill's default
                     low, high = TREADMILL_BOUNDS[name]
                     number = not isinstance(value, bool) and isinstance(value, int | float)
-                    if not (number and low <= value <= high):
+                    if value is not None and not (number and low <= value <= high):
                         raise ProtocolError("bad_settings", f"{name} must be {low}..{high} m")
-                session.belt.update({k: float(v) for k, v in belt.items()})
             session.policy.set_sensitivity(sensitivity)
-            if "height_m" in msg or belt:
+            if tells and ("height_m" in msg or belt):
                 if "height_m" in msg:
                     session.walker_height_m = None if height is None else float(height)
+                session.belt.update({k: None if v is None else float(v) for k, v in belt.items()})
                 peer.keep(asyncio.create_task(session.apply_told()))
             peer.send(
                 message("settings", sensitivity=sensitivity, height_m=session.walker_height_m, **session.belt)

@@ -445,14 +445,10 @@ def labels_path_for(clip: Path) -> Path:
     return clip.with_name(clip.stem + ".labels.json")
 
 
-def _seconds(value: Any, least: float = 0.0) -> bool:
-    """A finite number of seconds, at least `least` (not a bool, which Python counts as a number)."""
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(value)
-        and value >= least
-    )
+def _seconds(value: Any) -> bool:
+    """A finite number of seconds, 0 or more (not a bool, which Python counts as a number)."""
+    number = not isinstance(value, bool) and isinstance(value, int | float)
+    return number and math.isfinite(value) and value >= 0
 
 
 def load_labels(path: Path) -> dict[str, Any]:

@@ -29,7 +29,6 @@ from server.protocol import (
 )
 from vision.alerts import Active, AlertPolicy
 from vision.pipeline import FrameDecodeError, Pipeline
-from vision.treadmill import TreadmillConfig
 from vision.types import Hazard
 
 logger = logging.getLogger(__name__)
@@ -189,7 +188,7 @@ class Session:
         self.policy = AlertPolicy(settings.alert_config())
         self.pipeline: Pipeline | None = None
         self.walker_height_m: float | None = None  # told by the walker page; None: the ground's 1.70 m prior
-        self.belt: dict[str, float] = {}  # solo: the belt's size as told (belt_length_m, belt_width_m)
+        self.belt: dict[str, float | None] = {}  # solo: the belt's size as told (None: the default)
         self.recalibrated_ms = -1e18  # when the solo phone last asked to recalibrate (ms; never)
         self.last_frame_ms: float | None = None  # the last new frame's arrival
         self.camera_left_ms: float | None = None  # when the camera's socket last closed
@@ -471,10 +470,11 @@ class Session:
         if pipeline is None:
             return
         if self.mode == "solo":
-            defaults = self.settings.pipeline_config("treadmill").treadmill or TreadmillConfig()
-            height = self.walker_height_m or defaults.body_height_m
-            length = self.belt.get("belt_length_m", defaults.belt_length_m)
-            width = self.belt.get("belt_width_m", defaults.belt_width_m)
+            height, length, width = (
+                self.walker_height_m,
+                self.belt.get("belt_length_m"),
+                self.belt.get("belt_width_m"),
+            )
             await asyncio.get_running_loop().run_in_executor(
                 self.executor, lambda: pipeline.set_treadmill_setup(height, length, width)
             )

@@ -267,9 +267,11 @@ class Pipeline:
             if self._path is not None:
                 self._path.ground.set_walker_height(height_m)
 
-    def set_treadmill_setup(self, body_height_m: float, belt_length_m: float, belt_width_m: float) -> None:
-        """Treadmill mode: the walker's height and the belt's size (a change calibrates again); a no-op
-        otherwise."""
+    def set_treadmill_setup(
+        self, body_height_m: float | None, belt_length_m: float | None, belt_width_m: float | None
+    ) -> None:
+        """Treadmill mode: the walker's height and the belt's size (None: as configured; a change calibrates
+        again); a no-op otherwise."""
         with self._lock:
             if self._treadmill is not None:
                 self._treadmill.set_setup(body_height_m, belt_length_m, belt_width_m)

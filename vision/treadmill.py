@@ -931,6 +931,7 @@ class TreadmillMonitor:
 
     def __init__(self, config: TreadmillConfig | None = None, calibration: Calibration | None = None) -> None:
         self.config = config or TreadmillConfig()
+        self._configured = self.config  # what `set_setup` falls back to for what is not told
         self._t0: float | None = None
         self._last_t = -math.inf
         self._last_seen: float | None = None
@@ -963,16 +964,20 @@ class TreadmillMonitor:
         Workout figures carry on."""
         self._reset_calibration(None)
 
-    def set_setup(self, body_height_m: float, belt_length_m: float, belt_width_m: float) -> None:
-        """The walker's height and the belt's size, as the solo page tells them. They place the belt's ends
-        at calibration (the ends are belt lengths, the body is measured in heights), so a change that is a
-        change calibrates again; workout figures carry on."""
-        if (body_height_m, belt_length_m, belt_width_m) == tuple(self.setup.values()):
+    def set_setup(
+        self, body_height_m: float | None, belt_length_m: float | None, belt_width_m: float | None
+    ) -> None:
+        """The walker's height and the belt's size, as the solo page tells them (None: as configured). They
+        place the belt's ends at calibration (the ends are belt lengths, the body is measured in heights), so
+        a change that is a change calibrates again; workout figures carry on."""
+        c = self._configured
+        height = c.body_height_m if body_height_m is None else body_height_m
+        length = c.belt_length_m if belt_length_m is None else belt_length_m
+        width = c.belt_width_m if belt_width_m is None else belt_width_m
+        if (height, length, width) == tuple(self.setup.values()):
             return
         # checked against each field's bounds
-        self.config = replace(
-            self.config, body_height_m=body_height_m, belt_length_m=belt_length_m, belt_width_m=belt_width_m
-        )
+        self.config = replace(self.config, body_height_m=height, belt_length_m=length, belt_width_m=width)
         self._steps.cfg = self.config
         self.recalibrate()
 
