@@ -98,7 +98,7 @@ def build_cache(job: tuple[Path, Path]) -> str:
     items: Cached = {}
     jpegs: list[bytes] = []
     try:
-        for i, (_, jpeg) in enumerate(frames_as_sent(info)):
+        for i, (_, jpeg, _t) in enumerate(frames_as_sent(info)):
             ts = round(i * 1000.0 / info.fps)  # as replay does
             rgb = cv2.cvtColor(decode_jpeg(jpeg), cv2.COLOR_BGR2RGB)
             poses, masks = estimator.detect_with_masks(rgb, ts)
@@ -173,7 +173,7 @@ def run_scene(
     events, cols, _ = run_frames(
         pipeline,
         AlertPolicy(settings.alert_config()),
-        ((None, j) for j in jpegs),
+        ((None, j, None) for j in jpegs),
         fps,
         on_frame=walker_speed,
         pitch_deg=pitch,

@@ -38,6 +38,8 @@ class ClipInfo:
     frame_count: int  # as the container claims; the real count is known after reading
     source_wh: tuple[int, int]  # upright, after any rotation metadata
     analysis_wh: tuple[int, int]
+    # Frames are timed by the container's timestamps; with --fps (`probe`'s override) by index and rate.
+    timestamps: bool = True
 
 
 def _even(x: float) -> int:
@@ -80,7 +82,41 @@ def probe(path: Path, fps_override: float | None = None) -> ClipInfo:
     elif not math.isfinite(fps) or not MIN_FPS <= fps <= MAX_FPS:
         raise ClipError(f"{path}: the container gives no usable frame rate ({fps}); pass --fps")
     scale = min(1.0, ANALYSIS_MAX_SIDE / max(w, h))
-    return ClipInfo(path, fps, count, (w, h), (_even(w * scale), _even(h * scale)))
+    wh = (_even(w * scale), _even(h * scale))
+    return ClipInfo(path, fps, count, (w, h), wh, timestamps=fps_override is None)
+
+
+class FrameClock:
+    """Each decoded frame's time, ms from the first frame's. Phones record variable frame rates (fewer
+    frames in low light, dropped frames under load), so the container's timestamp is the frame's time; by
+    index and rate, a clip that dropped every other frame for a while ran at twice the speed there, and
+    times to contact, cadence and cue times came out wrong. An evenly spaced clip keeps its index times
+    exactly (timestamps within a millisecond of them: the time base's rounding), so two runs and older
+    timelines agree. Without usable timestamps (none, not finite, not increasing) a frame is one
+    interval after the one before; with `timestamps` off (--fps given) every frame is timed by index."""
+
+    def __init__(self, fps: float, timestamps: bool = True) -> None:
+        self.step_ms = 1000.0 / fps
+        self.timestamps = timestamps
+        self.index = 0
+        self.first_ms: float | None = None
+        self.last_ms: float | None = None
+        self.from_container = 0  # frames timed by a timestamp that differs from the index time
+
+    def __call__(self, pos_ms: float | None) -> float:
+        t = self.index * self.step_ms
+        if self.timestamps and pos_ms is not None and math.isfinite(pos_ms):
+            if self.first_ms is None:
+                self.first_ms = pos_ms
+            stamp = pos_ms - self.first_ms
+            if abs(stamp - t) > 1.0:
+                t = stamp
+                self.from_container += 1
+        if self.last_ms is not None and t <= self.last_ms:
+            t = self.last_ms + self.step_ms
+        self.index += 1
+        self.last_ms = t
+        return t
 
 
 def phone_jpeg(bgr: npt.NDArray[np.uint8]) -> bytes:
@@ -91,19 +127,29 @@ def phone_jpeg(bgr: npt.NDArray[np.uint8]) -> bytes:
     return bytes(buf.tobytes())
 
 
-def frames(info: ClipInfo) -> Iterator[npt.NDArray[np.uint8]]:
-    """Every frame, upright, at `info.analysis_wh`, BGR."""
+def timed_frames(
+    info: ClipInfo, clock: FrameClock | None = None
+) -> Iterator[tuple[npt.NDArray[np.uint8], float]]:
+    """Every frame, upright, at `info.analysis_wh`, BGR, with its time in ms from the first (`FrameClock`;
+    pass one to learn afterwards how the frames were timed)."""
+    clock = clock or FrameClock(info.fps, info.timestamps)
     cap = open_upright(info.path)
     try:
         while True:
             ok, frame = cap.read()
             if not ok or frame is None:
                 return
+            t_ms = clock(float(cap.get(cv2.CAP_PROP_POS_MSEC)))
             if (frame.shape[1], frame.shape[0]) != info.analysis_wh:
                 frame = cv2.resize(frame, info.analysis_wh, interpolation=cv2.INTER_AREA)
-            yield frame.astype(np.uint8, copy=False)
+            yield frame.astype(np.uint8, copy=False), t_ms
     finally:
         cap.release()
+
+
+def frames(info: ClipInfo) -> Iterator[npt.NDArray[np.uint8]]:
+    """Every frame, upright, at `info.analysis_wh`, BGR (`timed_frames` without the times)."""
+    return (frame for frame, _ in timed_frames(info))
 
 
 _DONE = object()
@@ -145,6 +191,9 @@ def prefetched(items: Iterable[T], depth: int = 8) -> Iterator[T]:
         thread.join(timeout=5)
 
 
-def frames_as_sent(info: ClipInfo) -> Iterator[tuple[npt.NDArray[np.uint8], bytes]]:
-    """(upright frame at the analysis size, the JPEG the phone page would have sent of it), prefetched."""
-    return prefetched((f, phone_jpeg(f)) for f in frames(info))
+def frames_as_sent(
+    info: ClipInfo, clock: FrameClock | None = None
+) -> Iterator[tuple[npt.NDArray[np.uint8], bytes, float]]:
+    """(upright frame at the analysis size, the JPEG the phone page would have sent of it, its time in ms),
+    prefetched."""
+    return prefetched((f, phone_jpeg(f), t) for f, t in timed_frames(info, clock))

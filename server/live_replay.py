@@ -18,7 +18,7 @@ from typing import Any
 import websockets.exceptions
 from websockets.asyncio.client import connect
 
-from server.clips import ClipError, ClipInfo, frames, phone_jpeg, probe
+from server.clips import ClipError, ClipInfo, phone_jpeg, probe, timed_frames
 from server.protocol import pack_frame
 from server.replay import (
     ReplayOptions,
@@ -97,6 +97,7 @@ async def _stream(
     ws_base = server.rstrip("/").replace("https://", "wss://").replace("http://", "ws://")
     query = f"?token={session['token']}"
     sent_ms: dict[int, float] = {}
+    clip_s: dict[int, float] = {}  # each frame's time in the clip, s: a cue is timed by the frame it answers
     latencies: list[float] = []
     server_added: list[float] = []
     events: list[dict[str, Any]] = []
@@ -128,28 +129,30 @@ async def _stream(
                 if msg.get("type") != "cue":
                     continue
                 seq = msg.get("seq")
-                t = seq / info.fps if isinstance(seq, int) else now_ms() / 1000.0
+                t = clip_s[seq] if isinstance(seq, int) and seq in clip_s else now_ms() / 1000.0
                 events.append(
                     {k: msg.get(k) for k in ("tier", "kind", "side", "distance_m", "ttc_s", "text", "repeat")}
                     | {"t": round(t, 3), "received_s": round(now_ms() / 1000.0, 3)}
                 )
 
         readers = [asyncio.create_task(read_camera()), asyncio.create_task(read_walker())]
-        n = 0
-        for i, frame in enumerate(frames(info)):
+        n, last_ms = 0, 0.0
+        for i, (frame, t_ms) in enumerate(timed_frames(info)):
+            # Each frame leaves when the phone would have sent it: at its time in the clip (clips.FrameClock)
+            delay = start + t_ms / 1000.0 - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
             jpeg = phone_jpeg(frame)
-            sent_ms[i] = now_ms()
+            sent_ms[i], clip_s[i] = now_ms(), round(t_ms) / 1000.0
             pitch = reading_at(pitch_deg, i)
             header = {"seq": i, "t": sent_ms[i]} | ({} if pitch is None else {"pitch": pitch})
             await cam.send(pack_frame(jpeg, **header))
-            n = i + 1
-            delay = start + n / info.fps - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            n, last_ms = i + 1, t_ms
+        await asyncio.sleep(max(0.0, start + last_ms / 1000.0 + 1.0 / info.fps - time.monotonic()))
         await asyncio.sleep(TAIL_S)
         for task in readers:
             task.cancel()
-    duration_s = n / info.fps
+    duration_s = last_ms / 1000.0 + 1.0 / info.fps if n else 0.0
     return {
         "server": server,
         "frames_sent": n,

@@ -7,6 +7,7 @@ into place only when everything is written: a failed replay leaves nothing that 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -27,7 +28,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from server.clips import ClipError, ClipInfo, frames_as_sent, probe
+from server.clips import ClipError, ClipInfo, FrameClock, frames_as_sent, probe
 from server.config import Settings
 from server.soundtrack import mix_cues, to_wav_bytes
 from vision.alerts import NOTICE_KINDS, AlertPolicy, Cue
@@ -114,6 +115,9 @@ class VideoSink:
             )
         self.path = path
         self.exe = exe
+        self.fps = fps
+        self.written = 0  # frames handed to ffmpeg: the video runs at `fps`, frames placed by their time
+        self._last: bytes | None = None
         cmd = [
             exe, "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
             "-s", f"{wh[0]}x{wh[1]}", "-r", f"{fps:.6f}", "-i", "-",
@@ -138,10 +142,21 @@ class VideoSink:
                 except OSError as exc:  # ffmpeg died; close() reports its own message
                     self._error = exc
 
-    def write(self, bgr: npt.NDArray[np.uint8]) -> None:
+    def write(self, t_ms: float, bgr: npt.NDArray[np.uint8]) -> None:
+        """The frame shown from `t_ms` on. The video has a constant rate, so that the cue audio, placed by
+        time, stays in step with it: after a gap (a clip of variable frame rate) the frame before is held
+        until this one's time, and a frame due in a slot already written is left out."""
         if self._error is not None:
             raise RuntimeError(f"ffmpeg stopped taking frames: {self._error}")
-        self._queue.put(bgr.tobytes())
+        slot = math.floor(t_ms / 1000.0 * self.fps + 0.5)
+        if slot < self.written:
+            return
+        if self._last is not None:
+            for _ in range(slot - self.written):
+                self._queue.put(self._last)
+        self._last = bgr.tobytes()
+        self._queue.put(self._last)
+        self.written = slot + 1
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -305,7 +320,7 @@ def load_calibration(path: Path) -> Calibration:
 def run_frames(
     pipeline: Pipeline,
     policy: AlertPolicy,
-    frames: Iterable[tuple[npt.NDArray[np.uint8] | None, bytes]],
+    frames: Iterable[tuple[npt.NDArray[np.uint8] | None, bytes, float | None]],
     fps: float,
     sink: VideoSink | None = None,
     path_log: PathLog | None = None,
@@ -313,9 +328,9 @@ def run_frames(
     on_frame: Callable[[Analysis], None] | None = None,
     pitch_deg: Sequence[float | None] | None = None,
 ) -> tuple[list[dict[str, Any]], Frames, dict[str, Any]]:
-    """The loop of `analyse`: each (frame, JPEG as sent) through `pipeline` and `policy`, timestamped from
-    its index and `fps`. Returns (events, frame columns, the last frame's mode state); the partner columns
-    are kept when the pipeline is in partner mode.
+    """The loop of `analyse`: each (frame, JPEG as sent, time in ms) through `pipeline` and `policy`; a time
+    of None is the frame's index at `fps`. Returns (events, frame columns, the last frame's mode state);
+    the partner columns are kept when the pipeline is in partner mode.
 
     Apart from `analyse` so bench/path_sweep.py replays with its own pipeline (cached poses, another
     ground prior) and its cached JPEGs, and so scores the very loop a replay runs. The decoded frame is
@@ -326,8 +341,8 @@ def run_frames(
     events: list[dict[str, Any]] = []
     cols = Frames()
     start = time.perf_counter()
-    for i, (frame, jpeg) in enumerate(frames):
-        ts_ms = round(i * 1000.0 / fps)  # from index and fps: two runs give the same timeline
+    for i, (frame, jpeg, t_ms) in enumerate(frames):
+        ts_ms = round(i * 1000.0 / fps if t_ms is None else t_ms)  # two runs give the same timeline
         a = pipeline.process_jpeg(jpeg, ts_ms, reading_at(pitch_deg, i))
         out = policy.update(ts_ms / 1000.0, a.hazards)
         events += [event_of(c) for c in out.cues]
@@ -358,6 +373,7 @@ def run_frames(
             shown = next((e for e in reversed(events) if ts_ms / 1000.0 - e["t"] < CUE_DISPLAY_S), None)
             elapsed = time.perf_counter() - start
             sink.write(
+                ts_ms,
                 annotate(
                     frame,
                     a,
@@ -365,7 +381,7 @@ def run_frames(
                     watching=not policy.blind,
                     fps=(i + 1) / elapsed if elapsed > 0 else 0.0,
                     cost_ms=a.timings_ms["pipeline"],
-                )
+                ),
             )
         if progress is not None:
             progress.update(i + 1)
@@ -379,10 +395,12 @@ def analyse(
     calibration: Calibration | None = None,
     path_log: PathLog | None = None,
     pitch_deg: list[float | None] | None = None,
+    clock: FrameClock | None = None,
 ) -> tuple[list[dict[str, Any]], Frames, float, dict[str, Any]]:
     """Every frame through the pipeline and the alert policy: (events, frame columns, wall seconds, the
     last frame's mode state). In partner mode, `path_log` collects what each frame said about the path;
-    `pitch_deg` is the phone's tilt reading per frame, as a live session gets it."""
+    `pitch_deg` is the phone's tilt reading per frame, as a live session gets it; `clock` times the frames
+    (clips.FrameClock)."""
     pipeline = Pipeline(
         opts.settings.pipeline_config("treadmill" if opts.mode == "treadmill" else "partner", calibration)
     )
@@ -391,7 +409,14 @@ def analyse(
     start = time.perf_counter()
     try:
         events, cols, mode_state = run_frames(
-            pipeline, policy, frames_as_sent(info), info.fps, sink, path_log, progress, pitch_deg=pitch_deg
+            pipeline,
+            policy,
+            frames_as_sent(info, clock),
+            info.fps,
+            sink,
+            path_log,
+            progress,
+            pitch_deg=pitch_deg,
         )
     finally:
         progress.close()
@@ -399,6 +424,22 @@ def analyse(
     if not cols.t:
         raise ClipError(f"{info.path}: no frame could be decoded")
     return events, cols, time.perf_counter() - start, mode_state
+
+
+def frame_times(t: list[float], clock: FrameClock) -> dict[str, Any]:
+    """How the frames were timed: "container" (its timestamps: a phone's variable frame rate is kept) or
+    "rate" (index / fps: --fps was given), with the intervals between frames, so that a reader sees an
+    uneven clip at once."""
+    gaps = [round((b - a) * 1000.0, 1) for a, b in itertools.pairwise(t)]
+    return {
+        "from": "container" if clock.timestamps else "rate",
+        "uneven": clock.from_container > 0,
+        "interval_ms": {
+            "min": min(gaps) if gaps else None,
+            "median": statistics.median(gaps) if gaps else None,
+            "max": max(gaps) if gaps else None,
+        },
+    }
 
 
 def summarise(events: list[dict[str, Any]], cols: Frames, duration_s: float, wall_s: float) -> dict[str, Any]:
@@ -584,14 +625,17 @@ def replay_clip(
     try:
         sink = VideoSink(tmp / "video-only.mp4", info.analysis_wh, info.fps) if opts.video else None
         path_log = PathLog() if opts.mode == "partner" else None
-        events, cols, wall_s, mode_state = analyse(info, opts, sink, calibration, path_log, pitch_deg)
-        duration_s = len(cols.t) / info.fps
+        clock = FrameClock(info.fps, info.timestamps)
+        events, cols, wall_s, mode_state = analyse(info, opts, sink, calibration, path_log, pitch_deg, clock)
+        assert clock.last_ms is not None  # analyse raised if no frame was decoded
+        duration_s = clock.last_ms / 1000.0 + 1.0 / info.fps  # the last frame is shown for a frame's time
         timeline: dict[str, Any] = {
             "clip": clip.name,
             "mode": opts.mode,
             "fps": round(info.fps, 3),
             "frames": len(cols.t),
             "duration_s": round(duration_s, 3),
+            "frame_times": frame_times(cols.t, clock),
             "source": "offline",
             "events": events,
             "summary": summarise(events, cols, duration_s, wall_s),

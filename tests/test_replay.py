@@ -43,6 +43,17 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: float, extra: list[str
     return path
 
 
+def write_timed_clip(path: Path, frames: list[np.ndarray], t_ms: list[int]) -> Path:
+    """A clip of variable frame rate, as phones record: frame i shown from `t_ms[i]`."""
+    h, w = frames[0].shape[:2]
+    when = "+".join(f"eq(N\\,{i})*{t}" for i, t in enumerate(t_ms))  # one term per frame
+    cmd = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
+           "-r", "1000", "-i", "-", "-vf", f"setpts=({when})/1000/TB", "-fps_mode", "passthrough",
+           "-video_track_timescale", "1000", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)]  # fmt: skip
+    subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), check=True)
+    return path
+
+
 @pytest.fixture(scope="module")
 def leaving_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 s of a real person facing the camera, then 4 s of the place without her, at 10 fps."""
@@ -96,6 +107,63 @@ def test_replay_writes_timeline_video_with_cue_audio_and_report(leaving_clip: Pa
     loud = np.flatnonzero(np.abs(audio) > 0.05) / SAMPLE_RATE
     assert loud.size and abs(loud[0] - first["t"]) < 0.1
     assert np.abs(audio[: int((first["t"] - 0.1) * SAMPLE_RATE)]).max() < 0.01
+
+
+def test_a_variable_frame_rate_clip_is_timed_by_its_timestamps(tmp_path: Path) -> None:
+    """A phone that records fewer frames in low light or drops some under load writes a clip of variable
+    frame rate. Timed by index and rate, every frame after the first gap came too early (the walker-lost
+    stop below at 4.2 s of clip time instead of 4.45, and a clip that halves its rate for half its length
+    moved by seconds); timed by its timestamps, the times are the clip's, and the annotated video holds each
+    frame until the next one's time, so it stays in step with the cue audio."""
+    person = [cv2.resize(f, (360, 640)) for f in read_frames("squats_facing_camera.mp4", limit=20)]
+    gaps = [0, 300, 450, 800, 1500, 2000, 2100, 2200, 2300, 2400, 2500, 2600]  # ms after 4 s: uneven
+    frames = [person[i // 2] for i in range(40)] + [empty_scene(seed=k) for k in range(len(gaps))]
+    t_ms = [i * 100 for i in range(40)] + [4000 + g for g in gaps]
+    clip = write_timed_clip(tmp_path / "uneven.mp4", frames, t_ms)
+    out = tmp_path / "out"
+    r = rearguard("replay", str(clip), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    tl = load(out)
+    times = json.loads((out / "frames.json").read_text())["t"]
+    assert times == pytest.approx([t / 1000 for t in t_ms], abs=0.0015)  # the container's ms, rounded
+    assert tl["frame_times"]["from"] == "container" and tl["frame_times"]["uneven"] is True
+    assert tl["frame_times"]["interval_ms"]["max"] == pytest.approx(700, abs=2)
+    assert tl["duration_s"] == pytest.approx(6.6 + 1 / tl["fps"], abs=0.01)
+    # Last seen at 3.9 s; 0.5 s later the stop: with the first frame from 4.4 s on, the one at 4.45 s.
+    lost = [(e["t"], e["repeat"]) for e in tl["events"] if e["kind"] == "walker_lost"]
+    assert lost[0] == (4.45, False)
+    # The video lasts as long as the clip (not frames / rate), and so does its cue audio.
+    video = str(out / "annotated.mp4")
+    cmd = ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,duration", "-of", "json", video]
+    probe_out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    streams = {s["codec_name"]: float(s["duration"]) for s in json.loads(probe_out)["streams"]}
+    assert all(abs(d - tl["duration_s"]) < 0.15 for d in streams.values()), streams
+    # --fps is the user's rate for every frame: index times, said so in the timeline.
+    again = tmp_path / "again"
+    r = rearguard("replay", str(clip), "--out", str(again), "--fps", "10", "--no-video", "--no-report")
+    assert r.returncode == 0, r.stderr
+    tl = load(again)
+    assert tl["frame_times"] == {
+        "from": "rate", "uneven": False, "interval_ms": {"min": 100.0, "median": 100.0, "max": 100.0}
+    }  # fmt: skip
+    assert json.loads((again / "frames.json").read_text())["t"][-1] == pytest.approx(5.1)
+
+
+def test_the_frame_clock_keeps_index_times_for_even_clips_and_mends_bad_stamps() -> None:
+    from server.clips import FrameClock
+
+    even = FrameClock(30.0)
+    # A 30 fps clip's stamps in a time base of ms are rounded; within a millisecond, the index time stands.
+    assert [even(t) for t in (0.0, 33.0, 67.0, 100.0)] == pytest.approx([0, 100 / 3, 200 / 3, 100])
+    assert even.from_container == 0
+    uneven = FrameClock(30.0)
+    assert [uneven(t) for t in (500.0, 533.0, 700.0, 733.0)] == pytest.approx([0, 100 / 3, 200, 233])
+    assert uneven.from_container == 2  # the stamps count from the first frame's
+    bad = FrameClock(10.0)  # no stamps, a repeated one, one going back: one interval after the last
+    stamps = (float("nan"), 100.0, 100.0, 50.0, 400.0)
+    assert [bad(t) for t in stamps] == pytest.approx([0, 100, 200, 300, 400])
+    fixed = FrameClock(10.0, timestamps=False)
+    assert [fixed(t) for t in (0.0, 300.0, 450.0)] == [0.0, 100.0, 200.0]
 
 
 def path_view(**extra: Any) -> dict[str, Any]:
@@ -539,3 +607,27 @@ def test_treadmill_replay_counts_steps_without_false_alarms(tmp_path: Path) -> N
     given = json.loads((again / "frames.json").read_text())["zone"]
     assert first[0] == "unknown" and "centre" in first  # learned from the first seconds
     assert given[0] == "centre"  # placed from the first frame
+
+
+def test_treadmill_cadence_holds_when_the_phone_halves_its_frame_rate(tmp_path: Path) -> None:
+    """The real treadmill clip with every other frame of its second half left out, each kept frame at its
+    own time (a phone in dim light drops to 15 fps): the same steps and cadence as the whole clip. Timed by
+    index at the clip's average rate, its cadence read 203.6 steps a minute against 170."""
+    clip = clip_path("treadmill_phone_side.mp4")
+    uneven = tmp_path / "half_rate.mp4"
+    keep = "select='lt(n\\,180)+not(mod(n-180\\,2))'"
+    cmd = ["ffmpeg", "-loglevel", "error", "-y", "-i", str(clip), "-vf", keep, "-fps_mode", "passthrough",
+           "-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p", str(uneven)]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    figures = {}
+    for name, path in (("whole", clip), ("half", uneven)):
+        out = tmp_path / name
+        r = rearguard(
+            "replay", str(path), "--mode", "treadmill", "--out", str(out), "--no-video", "--no-report"
+        )
+        assert r.returncode == 0, r.stderr
+        figures[name] = load(out)["workout"]
+    assert abs(figures["half"]["steps"] - figures["whole"]["steps"]) <= 1
+    assert figures["half"]["cadence_spm"] == pytest.approx(figures["whole"]["cadence_spm"], rel=0.04)
+    assert figures["half"]["walking_s"] == pytest.approx(figures["whole"]["walking_s"], abs=0.3)
+    assert load(tmp_path / "half")["frames"] == 270 and load(tmp_path / "half")["frame_times"]["uneven"]
