@@ -154,6 +154,40 @@ class Peer:
         self._writer.cancel()
 
 
+class CaptureClock:
+    """When each frame was taken, on the server's clock (ms). The vision measures motion between frames (the
+    ground's flow, tracks' closing speeds, steps), so a frame's time must be when it was taken, not when it
+    arrived: Wi-Fi delivers frames late by a few to a hundred milliseconds, unevenly and in bursts, and two
+    frames taken 133 ms apart but received 70 ms apart read the walker's speed nearly twice too fast. The
+    phone stamps each frame with its own clock (header `t`, the page's performance.now() when it drew the
+    frame). Its offset to the server's clock is the least delay seen so far (the frame that travelled
+    fastest); a frame's time is its stamp plus that offset, so never later than its arrival. A new camera,
+    or a delay `jump_ms` beyond the least (a page that reloaded and restarted its clock, a stall), starts the
+    offset afresh; a frame without a stamp is timed by its arrival. Times only increase (the pose model's
+    video mode needs it)."""
+
+    def __init__(self, jump_ms: float = 2000.0) -> None:
+        self.jump_ms = jump_ms
+        self.offset_ms: float | None = None
+        self.sender: object | None = None
+        self.last_ms: float | None = None
+
+    def __call__(self, capture_ms: float | None, received_ms: float, sender: object | None = None) -> float:
+        if sender is not self.sender:
+            self.sender, self.offset_ms = sender, None
+        if capture_ms is None:
+            t = received_ms
+        else:
+            delay = received_ms - capture_ms
+            if self.offset_ms is None or delay < self.offset_ms or delay - self.offset_ms > self.jump_ms:
+                self.offset_ms = delay
+            t = capture_ms + self.offset_ms
+        if self.last_ms is not None and t <= self.last_ms:
+            t = self.last_ms + 1.0
+        self.last_ms = t
+        return t
+
+
 @dataclass
 class SessionStats:
     received: int = 0
@@ -193,6 +227,7 @@ class Session:
         self.last_frame_ms: float | None = None  # the last new frame's arrival
         self.camera_left_ms: float | None = None  # when the camera's socket last closed
         self.analysed_ms: float | None = None  # the last frame analysed
+        self.capture_clock = CaptureClock()  # frames are analysed at the time they were taken
         self.unanalysed_since_ms: float | None = None  # the oldest frame come in since then
         self._last_digest = b""
         self._build_retry_ms = 0.0  # the pose model failed to load: not tried again before this
@@ -208,6 +243,15 @@ class Session:
             asyncio.create_task(self._vision_loop(), name=f"vision-{self.id}"),
             asyncio.create_task(self._watchdog_loop(), name=f"watchdog-{self.id}"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(self._task_ended)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """A session's loop ends only when the session closes. One that dies of a bug is logged with its
+        traceback: the vision loop once died of one without a word, and the walker heard only "vision lost"
+        (the watchdog's stop, the safe side) with nothing in the log to say why."""
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("session %s: %s stopped", self.id, task.get_name(), exc_info=exc)
 
     # -- sockets ---------------------------------------------------------------------------------
     def check_token(self, token: str | None) -> bool:
@@ -368,7 +412,8 @@ class Session:
                     continue
                 await self.apply_told()  # told while the pipeline was being built
             try:
-                ts = int(item.received_ms - self.created_ms)
+                taken_ms = self.capture_clock(env.capture_ms, item.received_ms, item.sender)
+                ts = int(taken_ms - self.created_ms)
                 analysis = await loop.run_in_executor(
                     self.executor, self.pipeline.process_jpeg, env.jpeg, ts, env.pitch_deg
                 )
@@ -398,6 +443,7 @@ class Session:
                         "status",
                         seq=env.seq,
                         capture_ms=env.capture_ms,
+                        t_ms=ts,  # the frame's time as analysed: when it was taken, on the session's clock
                         timings_ms={
                             "queued": round(started_ms - item.received_ms, 2),
                             "decode": round(t.get("decode", 0.0), 2),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -82,6 +84,73 @@ def stream(
             return
         ws.send(pack_frame(f, seq=i, t=time.monotonic() * 1000))
         time.sleep(1 / fps)
+
+
+def test_the_capture_clock_times_frames_when_taken_not_when_delivered() -> None:
+    from server.sessions import CaptureClock
+
+    clock = CaptureClock()
+    cam = object()
+    taken = [0.0, 100.0, 200.0, 300.0, 400.0, 500.0]
+    delays = [60.0, 20.0, 90.0, 150.0, 25.0, 40.0]  # Wi-Fi: uneven; 300 and 400 arrive 25 ms apart
+    times = [clock(t + 1000.0, t + 1000.0 + d + 5000.0, cam) for t, d in zip(taken, delays, strict=True)]
+    # The least delay so far (60, then 20) maps the phone's clock onto the server's: from the second
+    # frame on, frames are their capture spacing apart; and never later than they arrived.
+    assert [b - a for a, b in itertools.pairwise(times[1:])] == [100.0] * 4
+    assert all(t <= 1000.0 + tk + d + 5000.0 for t, tk, d in zip(times, taken, delays, strict=True))
+    assert clock(None, 9000.0, cam) == 9000.0  # no stamp: its arrival
+    # A page that reloads restarts its clock near 0: a delay far beyond the least starts afresh, and times
+    # go on increasing.
+    assert clock(50.0, 9100.0, cam) == 9100.0 and clock(150.0, 9230.0, cam) == 9200.0
+    # A new camera starts afresh too, even with a smaller delay than the old one's.
+    assert clock(0.0, 9500.0, object()) == 9500.0
+    assert clock(10.0, 9400.0, cam) == 9501.0  # never backwards
+
+
+def test_frames_are_analysed_at_the_time_they_were_taken(server: LiveServer) -> None:
+    """A camera whose frames arrive in bursts (three taken 100 ms apart, sent at once): the vision sees them
+    100 ms apart, as taken, not 0 ms apart as delivered (status `t_ms`)."""
+    s = server.create_session()
+    with connect(server.ws_url("camera", s)) as cam:
+        start = time.monotonic() * 1000
+        for burst in range(6):
+            for k in range(3):
+                i = burst * 3 + k
+                cam.send(pack_frame(EMPTY[i], seq=i, t=start + i * 100.0))
+            time.sleep(0.3)
+        got: dict[int, int] = {}
+        deadline = time.monotonic() + 10
+        while 17 not in got and time.monotonic() < deadline:
+            msg = json.loads(cam.recv(timeout=5))
+            if msg.get("type") == "status":
+                got[msg["seq"]] = msg["t_ms"]
+    seqs = sorted(q for q in got if q >= 3)  # the least delay is known from the first burst's last frame
+    assert len(seqs) >= 6
+    spacing = [(got[b] - got[a]) / (b - a) for a, b in itertools.pairwise(seqs)]
+    assert all(abs(x - 100.0) <= 1.0 for x in spacing), spacing
+
+
+def test_a_session_loop_that_dies_of_a_bug_says_so_in_the_log(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from server import sessions
+
+    def broken(self: sessions.SessionStats, t_ms: float) -> None:
+        raise RuntimeError("a bug after the analysis")
+
+    monkeypatch.setattr(sessions.SessionStats, "tick", broken)
+    s = server.create_session()
+    with caplog.at_level(logging.ERROR, logger="server.sessions"), connect(server.ws_url("camera", s)) as cam:
+        stream(cam, EMPTY[:3], fps=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any("stopped" in r.getMessage() for r in caplog.records):
+            time.sleep(0.1)
+    died = [
+        r
+        for r in caplog.records
+        if r.getMessage() == f"session {s['session_id']}: vision-{s['session_id']} stopped"
+    ]
+    assert died and died[0].exc_info is not None and "a bug after the analysis" in str(died[0].exc_info[1])
 
 
 def test_healthz_and_session_creation(server: LiveServer) -> None:
