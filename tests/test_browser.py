@@ -307,6 +307,39 @@ def pair_pages(browser: Any, s: dict[str, Any]) -> tuple[Any, Any, Any]:
     return ctx, walker, camera
 
 
+def test_the_camera_page_stamps_each_frame_with_when_the_camera_took_it(
+    server_process: tuple[subprocess.Popen[bytes], str], tmp_path: Path
+) -> None:
+    """The server times frames by their stamps (speeds come from motion between frames). A camera giving 10
+    frames a second, sent by the page's 15 a second timer: the stamps are 100 ms apart, as the camera took
+    the frames, not the timer's 67 or 133 ms."""
+    _, base = server_process
+    clip = tmp_path / "noise.y4m"
+    write_y4m(clip, [empty_scene(seed=i) for i in range(60)], fps=10)  # no two frames alike
+    stamps: list[float] = []
+
+    def watch(ws: Any) -> None:
+        def sent(payload: Any) -> None:
+            if isinstance(payload, bytes | bytearray):  # a frame: magic, header length, JSON header, JPEG
+                n = int.from_bytes(payload[4:6], "big")
+                stamps.append(float(json.loads(payload[6 : 6 + n])["t"]))
+
+        ws.on("framesent", sent)
+
+    with chromium(clip) as b:
+        s = httpx.post(f"{base}/api/sessions", json={"mode": "partner"}).json()
+        page = b.new_context().new_page()
+        page.on("websocket", watch)
+        page.goto(s["camera_url"])
+        page.click("#start")
+        deadline = time.monotonic() + 20
+        while len(stamps) < 30 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    gaps = [b - a for a, b in itertools.pairwise(stamps[5:])]  # the camera settles in its first frames
+    assert len(gaps) >= 20
+    assert all(g > 0 and abs(g / 100 - round(g / 100)) * 100 <= 5 for g in gaps), gaps
+
+
 def test_camera_to_walker_cues_in_a_real_browser(
     browser: Any, server_process: tuple[subprocess.Popen[bytes], str]
 ) -> None:

@@ -50,6 +50,7 @@ export class CameraFeed {
     this.frameCallbacks = "requestVideoFrameCallback" in video;  // the browser says when a new frame shows
     this.fresh = !this.frameCallbacks;  // the video has shown a frame not sent yet (always, without them)
     this.presentedAt = -Infinity;  // when it last did
+    this.takenAt = null;  // when the camera took that frame (performance.now() clock), when the browser says
     this.lastStatus = null;
   }
   async start() {
@@ -69,9 +70,14 @@ export class CameraFeed {
     // Only new camera frames are sent: a camera slower than the send rate, or one that stopped delivering,
     // would otherwise send its last picture again and again (the server takes repeats for a frozen camera).
     if (this.frameCallbacks) {
-      const onFrame = () => {
+      const onFrame = (now, meta) => {
         this.fresh = true;
         this.presentedAt = performance.now();
+        // The server times each frame by its stamp (speeds come from motion between frames): the camera's
+        // capture time where the browser gives it, else when the frame was presented. The send timer runs
+        // out of step with the camera, so the time it fires is up to a camera frame after the picture.
+        const taken = meta && Number.isFinite(meta.captureTime) ? meta.captureTime : now;
+        this.takenAt = Number.isFinite(taken) ? taken : null;
         if (this.running) this.video.requestVideoFrameCallback(onFrame);
       };
       this.video.requestVideoFrameCallback(onFrame);
@@ -95,6 +101,8 @@ export class CameraFeed {
     const waiting = !this.fresh && performance.now() - this.presentedAt < 200;
     if (!v.videoWidth || !this.link.open || waiting) return;
     if (this.busy || this.link.ws.bufferedAmount > 0) { this.skipped++; return; }
+    // A frame the browser announced carries its own time; one sent without (in the background) is timed now
+    const announced = this.frameCallbacks && this.fresh ? this.takenAt : null;
     this.fresh = !this.frameCallbacks;
     const scale = Math.min(1, MAX_SIDE / Math.max(v.videoWidth, v.videoHeight));
     const w = Math.round(v.videoWidth * scale), h = Math.round(v.videoHeight * scale);
@@ -102,8 +110,10 @@ export class CameraFeed {
     this.canvas.getContext("2d").drawImage(v, 0, 0, w, h);
     this.busy = true;
     const seq = ++this.seq;
-    const t = performance.now();
-    const pitch = this.tilt && t - this.tilt.at < TILT_STALE_MS ? this.tilt.pitch : null;
+    const now = performance.now();
+    // The drawn frame's own time; a stamp from the future or older than a second is not believed.
+    const t = announced != null && announced <= now && now - announced < 1000 ? announced : now;
+    const pitch = this.tilt && now - this.tilt.at < TILT_STALE_MS ? this.tilt.pitch : null;
     this.encode().then(async (blob) => {
       this.busy = false;
       if (!blob || !this.link.open) return;
