@@ -101,19 +101,23 @@ class FrameClock:
         self.index = 0
         self.first_ms: float | None = None
         self.last_ms: float | None = None
-        self.from_container = 0  # frames timed by a timestamp that differs from the index time
+        self.stamped = 0  # frames after the first timed by a usable timestamp (near the index time or not)
+        self.from_container = 0  # ...of which those whose timestamp differs from the index time
 
     def __call__(self, pos_ms: float | None) -> float:
-        t = self.index * self.step_ms
+        t = index_t = self.index * self.step_ms
+        stamp = None
         if self.timestamps and pos_ms is not None and math.isfinite(pos_ms):
             if self.first_ms is None:
                 self.first_ms = pos_ms
             stamp = pos_ms - self.first_ms
-            if abs(stamp - t) > 1.0:
+            if abs(stamp - index_t) > 1.0:
                 t = stamp
-                self.from_container += 1
         if self.last_ms is not None and t <= self.last_ms:
-            t = self.last_ms + self.step_ms
+            t, stamp = self.last_ms + self.step_ms, None  # not a usable stamp
+        if stamp is not None and self.index > 0:  # the first frame's is 0 by definition: it says nothing
+            self.stamped += 1
+            self.from_container += t != index_t
         self.index += 1
         self.last_ms = t
         return t

@@ -145,7 +145,9 @@ async def _stream(
             jpeg = phone_jpeg(frame)
             sent_ms[i], clip_s[i] = now_ms(), round(t_ms) / 1000.0
             pitch = reading_at(pitch_deg, i)
-            header = {"seq": i, "t": sent_ms[i]} | ({} if pitch is None else {"pitch": pitch})
+            # Stamped with the frame's time in the clip, as a phone stamps its capture time: a client that
+            # falls behind and catches up in a burst must not have its frames analysed as sent
+            header = {"seq": i, "t": t_ms} | ({} if pitch is None else {"pitch": pitch})
             await cam.send(pack_frame(jpeg, **header))
             n, last_ms = i + 1, t_ms
         await asyncio.sleep(max(0.0, start + last_ms / 1000.0 + 1.0 / info.fps - time.monotonic()))

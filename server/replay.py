@@ -428,11 +428,11 @@ def analyse(
 
 def frame_times(t: list[float], clock: FrameClock) -> dict[str, Any]:
     """How the frames were timed: "container" (its timestamps: a phone's variable frame rate is kept) or
-    "rate" (index / fps: --fps was given), with the intervals between frames, so that a reader sees an
-    uneven clip at once."""
+    "rate" (index / fps: --fps was given, or the clip has no usable timestamps), with the intervals between
+    frames, so that a reader sees an uneven clip at once."""
     gaps = [round((b - a) * 1000.0, 1) for a, b in itertools.pairwise(t)]
     return {
-        "from": "container" if clock.timestamps else "rate",
+        "from": "container" if clock.stamped else "rate",
         "uneven": clock.from_container > 0,
         "interval_ms": {
             "min": min(gaps) if gaps else None,
@@ -643,7 +643,14 @@ def replay_clip(
             "source_wh": list(info.source_wh),
             "sensors": sensors_file.name if sensors_file else None,
         }
-        if info.frame_count > 0 and len(cols.t) < 0.98 * info.frame_count - 1:
+        # Cut short: fewer frames than the container lists. A clip of variable rate is compared by duration
+        # instead: some containers (Matroska, WebM) give a count only as duration x nominal rate.
+        listed_s = info.frame_count / info.fps
+        if clock.from_container:
+            cut = info.frame_count > 0 and duration_s < 0.98 * listed_s - 1.0 / info.fps
+        else:
+            cut = info.frame_count > 0 and len(cols.t) < 0.98 * info.frame_count - 1
+        if cut:
             # A clip cut short (a copy that stopped, a download cut off) decodes up to the cut: say so, in the
             # timeline and on the terminal, rather than pass off part of it as the whole
             timeline["truncated"] = {"decoded": len(cols.t), "container_frames": info.frame_count}

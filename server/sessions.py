@@ -155,36 +155,34 @@ class Peer:
 
 
 class CaptureClock:
-    """When each frame was taken, on the server's clock (ms). The vision measures motion between frames (the
-    ground's flow, tracks' closing speeds, steps), so a frame's time must be when it was taken, not when it
-    arrived: Wi-Fi delivers frames late by a few to a hundred milliseconds, unevenly and in bursts, and two
-    frames taken 133 ms apart but received 70 ms apart read the walker's speed nearly twice too fast. The
-    phone stamps each frame with its own clock (header `t`, the page's performance.now() when it drew the
-    frame). Its offset to the server's clock is the least delay seen so far (the frame that travelled
-    fastest); a frame's time is its stamp plus that offset, so never later than its arrival. A new camera,
-    or a delay `jump_ms` beyond the least (a page that reloaded and restarted its clock, a stall), starts the
-    offset afresh; a frame without a stamp is timed by its arrival. Times only increase (the pose model's
-    video mode needs it)."""
+    """When each frame was taken, on the session's clock (ms). The vision measures motion between frames (the
+    ground's flow, tracks' closing speeds, steps), so frames must be as far apart as they were taken, not as
+    they arrived: Wi-Fi delivers frames late by a few to a hundred milliseconds, unevenly and in bursts, and
+    two frames taken 133 ms apart but received 70 ms apart read the walker's speed nearly twice too fast. The
+    phone stamps each frame with its own clock (header `t`: the camera's capture time of the frame). A
+    camera's first frame is timed by its arrival, and each later one that far after the one before as their
+    stamps are apart, whatever the network did meanwhile (a stall and the burst after it keep their
+    spacing). A stamp that does not go forward, or goes further forward than the frames' arrivals allow
+    (`jump_ms` more: a clock that restarted or jumped), is not believed: that frame is as far after the one
+    before as it arrived. A frame without a stamp is timed by its arrival; times only increase (the pose
+    model's video mode needs it)."""
 
     def __init__(self, jump_ms: float = 2000.0) -> None:
         self.jump_ms = jump_ms
-        self.offset_ms: float | None = None
         self.sender: object | None = None
-        self.last_ms: float | None = None
+        self.last: tuple[float, float | None, float] | None = None  # (time, stamp, arrival) of the last frame
 
     def __call__(self, capture_ms: float | None, received_ms: float, sender: object | None = None) -> float:
-        if sender is not self.sender:
-            self.sender, self.offset_ms = sender, None
-        if capture_ms is None:
-            t = received_ms
+        if sender is not self.sender or self.last is None:
+            self.sender = sender
+            t = received_ms if self.last is None else max(received_ms, self.last[0] + 1.0)
         else:
-            delay = received_ms - capture_ms
-            if self.offset_ms is None or delay < self.offset_ms or delay - self.offset_ms > self.jump_ms:
-                self.offset_ms = delay
-            t = capture_ms + self.offset_ms
-        if self.last_ms is not None and t <= self.last_ms:
-            t = self.last_ms + 1.0
-        self.last_ms = t
+            last_t, last_stamp, last_arrival = self.last
+            arrived = received_ms - last_arrival
+            taken = None if capture_ms is None or last_stamp is None else capture_ms - last_stamp
+            believed = taken is not None and 0.0 < taken <= max(arrived, 0.0) + self.jump_ms
+            t = last_t + max(1.0, taken if believed and taken is not None else arrived)
+        self.last = (t, capture_ms, received_ms)
         return t
 
 

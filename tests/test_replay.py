@@ -149,6 +149,37 @@ def test_a_variable_frame_rate_clip_is_timed_by_its_timestamps(tmp_path: Path) -
     assert json.loads((again / "frames.json").read_text())["t"][-1] == pytest.approx(5.1)
 
 
+def test_clips_without_stamps_or_with_an_estimated_frame_count_are_timed_and_reported_right(
+    tmp_path: Path,
+) -> None:
+    """A raw H.264 stream has no timestamps (OpenCV reads 0 for every frame): timed by the rate, and the
+    timeline says "rate", not "container". A WebM of variable rate lists its frames as duration x nominal
+    rate, more than it holds: compared by duration, it is not called cut short."""
+    frames = [empty_scene(seed=k) for k in range(30)]
+    mp4 = write_clip(tmp_path / "even.mp4", frames, 10)
+    raw = tmp_path / "raw.h264"
+    cmd = ["ffmpeg", "-loglevel", "error", "-y", "-i", str(mp4), "-c", "copy", "-bsf:v", "h264_mp4toannexb",
+           str(raw)]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    out = tmp_path / "raw"
+    r = rearguard("replay", str(raw), "--out", str(out), "--no-video", "--no-report")
+    assert r.returncode == 0, r.stderr
+    assert load(out)["frame_times"]["from"] == "rate" and load(out)["frame_times"]["uneven"] is False
+    assert json.loads((out / "frames.json").read_text())["t"][-1] == pytest.approx(2.9)
+    t_ms = [k * 100 for k in range(15)] + [1500 + k * 200 for k in range(15)]  # 10 fps, then 5
+    uneven = write_timed_clip(tmp_path / "uneven.mp4", frames, t_ms)
+    webm = tmp_path / "uneven.webm"
+    cmd = ["ffmpeg", "-loglevel", "error", "-y", "-i", str(uneven), "-c:v", "libvpx", "-b:v", "1M",
+           "-fps_mode", "passthrough", str(webm)]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    out = tmp_path / "webm"
+    r = rearguard("replay", str(webm), "--out", str(out), "--no-video", "--no-report")
+    assert r.returncode == 0, r.stderr
+    tl = load(out)
+    assert "truncated" not in tl and "frames its container lists" not in r.stderr
+    assert tl["frames"] == 30 and tl["frame_times"]["uneven"] is True
+
+
 def test_the_frame_clock_keeps_index_times_for_even_clips_and_mends_bad_stamps() -> None:
     from server.clips import FrameClock
 
@@ -158,10 +189,12 @@ def test_the_frame_clock_keeps_index_times_for_even_clips_and_mends_bad_stamps()
     assert even.from_container == 0
     uneven = FrameClock(30.0)
     assert [uneven(t) for t in (500.0, 533.0, 700.0, 733.0)] == pytest.approx([0, 100 / 3, 200, 233])
-    assert uneven.from_container == 2  # the stamps count from the first frame's
+    assert uneven.from_container == 2 and uneven.stamped == 3  # the stamps count from the first frame's
+    assert even.stamped == 3
     bad = FrameClock(10.0)  # no stamps, a repeated one, one going back: one interval after the last
     stamps = (float("nan"), 100.0, 100.0, 50.0, 400.0)
     assert [bad(t) for t in stamps] == pytest.approx([0, 100, 200, 300, 400])
+    assert bad.stamped == bad.from_container == 0  # timed by the rate, and said so
     fixed = FrameClock(10.0, timestamps=False)
     assert [fixed(t) for t in (0.0, 300.0, 450.0)] == [0.0, 100.0, 200.0]
 

@@ -93,39 +93,45 @@ def test_the_capture_clock_times_frames_when_taken_not_when_delivered() -> None:
     cam = object()
     taken = [0.0, 100.0, 200.0, 300.0, 400.0, 500.0]
     delays = [60.0, 20.0, 90.0, 150.0, 25.0, 40.0]  # Wi-Fi: uneven; 300 and 400 arrive 25 ms apart
-    times = [clock(t + 1000.0, t + 1000.0 + d + 5000.0, cam) for t, d in zip(taken, delays, strict=True)]
-    # The least delay so far (60, then 20) maps the phone's clock onto the server's: from the second
-    # frame on, frames are their capture spacing apart; and never later than they arrived.
-    assert [b - a for a, b in itertools.pairwise(times[1:])] == [100.0] * 4
-    assert all(t <= 1000.0 + tk + d + 5000.0 for t, tk, d in zip(times, taken, delays, strict=True))
-    assert clock(None, 9000.0, cam) == 9000.0  # no stamp: its arrival
-    # A page that reloads restarts its clock near 0: a delay far beyond the least starts afresh, and times
-    # go on increasing.
-    assert clock(50.0, 9100.0, cam) == 9100.0 and clock(150.0, 9230.0, cam) == 9200.0
-    # A new camera starts afresh too, even with a smaller delay than the old one's.
-    assert clock(0.0, 9500.0, object()) == 9500.0
-    assert clock(10.0, 9400.0, cam) == 9501.0  # never backwards
+    times = [clock(t, t + d + 5000.0, cam) for t, d in zip(taken, delays, strict=True)]
+    assert times[0] == 5060.0  # the first by its arrival, the others as far apart as they were taken
+    assert [b - a for a, b in itertools.pairwise(times)] == [100.0] * 5
+    # A stall, then the frames held up arrive in a burst, 1 ms apart: they keep their spacing.
+    burst = [clock(t, 9000.0 + k, cam) for k, t in enumerate((600.0, 700.0, 800.0))]
+    assert burst == [5660.0, 5760.0, 5860.0]
+    # Stamps not believed: one going back (a clock restarted), one leaping far beyond what the arrivals
+    # allow (2 s more), and the one after it: each as far after the one before as it arrived.
+    assert clock(50.0, 9100.0, cam) == 5860.0 + 98.0
+    assert clock(1e12, 9200.0, cam) == 5958.0 + 100.0
+    assert clock(900.0, 9300.0, cam) == 6058.0 + 100.0
+    assert clock(1000.0, 9400.0, cam) == 6158.0 + 100.0  # believed again
+    assert clock(None, 9450.0, cam) == 6258.0 + 50.0  # no stamp: by its arrival
+    # A new camera starts from its arrival, and time never goes back.
+    assert clock(0.0, 20000.0, object()) == 20000.0
+    assert clock(5.0, 1.0, object()) == 20001.0
 
 
 def test_frames_are_analysed_at_the_time_they_were_taken(server: LiveServer) -> None:
-    """A camera whose frames arrive in bursts (three taken 100 ms apart, sent at once): the vision sees them
-    100 ms apart, as taken, not 0 ms apart as delivered (status `t_ms`)."""
+    """A camera whose frames arrive in bursts (three taken 100 ms apart, sent at once), and after a stall:
+    the vision sees them 100 ms apart, as taken, not 0 ms or seconds apart as delivered (status `t_ms`)."""
     s = server.create_session()
     with connect(server.ws_url("camera", s)) as cam:
         start = time.monotonic() * 1000
-        for burst in range(6):
+        for burst in range(7):
+            if burst == 6:
+                time.sleep(2.5)  # a stall: the last burst's frames were held up 2.5 s more
             for k in range(3):
                 i = burst * 3 + k
                 cam.send(pack_frame(EMPTY[i], seq=i, t=start + i * 100.0))
             time.sleep(0.3)
         got: dict[int, int] = {}
         deadline = time.monotonic() + 10
-        while 17 not in got and time.monotonic() < deadline:
+        while 20 not in got and time.monotonic() < deadline:
             msg = json.loads(cam.recv(timeout=5))
             if msg.get("type") == "status":
                 got[msg["seq"]] = msg["t_ms"]
-    seqs = sorted(q for q in got if q >= 3)  # the least delay is known from the first burst's last frame
-    assert len(seqs) >= 6
+    seqs = sorted(got)
+    assert len(seqs) >= 8 and 20 in seqs
     spacing = [(got[b] - got[a]) / (b - a) for a, b in itertools.pairwise(seqs)]
     assert all(abs(x - 100.0) <= 1.0 for x in spacing), spacing
 
