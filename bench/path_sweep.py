@@ -52,7 +52,7 @@ if str(ROOT) not in sys.path:
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from server.clips import frames_as_sent, probe  # noqa: E402
+from server.clips import FrameClock, frames_as_sent, probe  # noqa: E402
 from server.config import Settings  # noqa: E402
 from server.evaluate import scene_dirs, score_scene, summarise  # noqa: E402
 from server.replay import run_frames  # noqa: E402
@@ -98,8 +98,11 @@ def build_cache(job: tuple[Path, Path]) -> str:
     items: Cached = {}
     jpegs: list[bytes] = []
     try:
-        for i, (_, jpeg, _t) in enumerate(frames_as_sent(info)):
-            ts = round(i * 1000.0 / info.fps)  # as replay does
+        # Timed by index and rate, as `run_scene` replays them (rendered scenes are evenly spaced: their
+        # containers' timestamps, which a replay uses, are these times)
+        clock = FrameClock(info.fps, timestamps=False)
+        for _, jpeg, _t in frames_as_sent(info):
+            ts = round(clock(None))
             rgb = cv2.cvtColor(decode_jpeg(jpeg), cv2.COLOR_BGR2RGB)
             poses, masks = estimator.detect_with_masks(rgb, ts)
             items[ts] = (
@@ -170,11 +173,11 @@ def run_scene(
     # The replay's own loop; the cache holds the JPEGs as sent, not decoded frames (no video drawn here).
     log = sensors_path_for(scene / "clip.mp4")  # scenes rendered before logs get one made alike
     pitch = (load_pitch(log) if log.is_file() else scene_sensor_log(truth)["pitch_deg"]) if sensor else None
+    clock = FrameClock(fps, timestamps=False)  # the times the cache was made with
     events, cols, _ = run_frames(
         pipeline,
         AlertPolicy(settings.alert_config()),
-        ((None, j, None) for j in jpegs),
-        fps,
+        ((None, j, clock(None)) for j in jpegs),
         on_frame=walker_speed,
         pitch_deg=pitch,
     )

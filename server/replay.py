@@ -320,17 +320,16 @@ def load_calibration(path: Path) -> Calibration:
 def run_frames(
     pipeline: Pipeline,
     policy: AlertPolicy,
-    frames: Iterable[tuple[npt.NDArray[np.uint8] | None, bytes, float | None]],
-    fps: float,
+    frames: Iterable[tuple[npt.NDArray[np.uint8] | None, bytes, float]],
     sink: VideoSink | None = None,
     path_log: PathLog | None = None,
     progress: Progress | None = None,
     on_frame: Callable[[Analysis], None] | None = None,
     pitch_deg: Sequence[float | None] | None = None,
 ) -> tuple[list[dict[str, Any]], Frames, dict[str, Any]]:
-    """The loop of `analyse`: each (frame, JPEG as sent, time in ms) through `pipeline` and `policy`; a time
-    of None is the frame's index at `fps`. Returns (events, frame columns, the last frame's mode state);
-    the partner columns are kept when the pipeline is in partner mode.
+    """The loop of `analyse`: each (frame, JPEG as sent, time in ms: clips.FrameClock's) through `pipeline`
+    and `policy`. Returns (events, frame columns, the last frame's mode state); the partner columns are kept
+    when the pipeline is in partner mode.
 
     Apart from `analyse` so bench/path_sweep.py replays with its own pipeline (cached poses, another
     ground prior) and its cached JPEGs, and so scores the very loop a replay runs. The decoded frame is
@@ -342,7 +341,7 @@ def run_frames(
     cols = Frames()
     start = time.perf_counter()
     for i, (frame, jpeg, t_ms) in enumerate(frames):
-        ts_ms = round(i * 1000.0 / fps if t_ms is None else t_ms)  # two runs give the same timeline
+        ts_ms = round(t_ms)
         a = pipeline.process_jpeg(jpeg, ts_ms, reading_at(pitch_deg, i))
         out = policy.update(ts_ms / 1000.0, a.hazards)
         events += [event_of(c) for c in out.cues]
@@ -412,7 +411,6 @@ def analyse(
             pipeline,
             policy,
             frames_as_sent(info, clock),
-            info.fps,
             sink,
             path_log,
             progress,
@@ -643,14 +641,10 @@ def replay_clip(
             "source_wh": list(info.source_wh),
             "sensors": sensors_file.name if sensors_file else None,
         }
-        # Cut short: fewer frames than the container lists. A clip of variable rate is compared by duration
-        # instead: some containers (Matroska, WebM) give a count only as duration x nominal rate.
-        listed_s = info.frame_count / info.fps
-        if clock.from_container:
-            cut = info.frame_count > 0 and duration_s < 0.98 * listed_s - 1.0 / info.fps
-        else:
-            cut = info.frame_count > 0 and len(cols.t) < 0.98 * info.frame_count - 1
-        if cut:
+        # Cut short: it lasts less than the container lists. By duration, not frame count: some containers
+        # (Matroska, WebM) list a clip of variable rate as duration x nominal rate frames; for an evenly
+        # spaced clip the two tests are one.
+        if info.frame_count > 0 and duration_s < (0.98 * info.frame_count - 1) / info.fps:
             # A clip cut short (a copy that stopped, a download cut off) decodes up to the cut: say so, in the
             # timeline and on the terminal, rather than pass off part of it as the whole
             timeline["truncated"] = {"decoded": len(cols.t), "container_frames": info.frame_count}

@@ -178,10 +178,12 @@ class CaptureClock:
             t = received_ms if self.last is None else max(received_ms, self.last[0] + 1.0)
         else:
             last_t, last_stamp, last_arrival = self.last
-            arrived = received_ms - last_arrival
-            taken = None if capture_ms is None or last_stamp is None else capture_ms - last_stamp
-            believed = taken is not None and 0.0 < taken <= max(arrived, 0.0) + self.jump_ms
-            t = last_t + max(1.0, taken if believed and taken is not None else arrived)
+            step = arrived = received_ms - last_arrival
+            if capture_ms is not None and last_stamp is not None:
+                taken = capture_ms - last_stamp
+                if 0.0 < taken <= max(arrived, 0.0) + self.jump_ms:  # else not believed: by arrival
+                    step = taken
+            t = last_t + max(1.0, step)
         self.last = (t, capture_ms, received_ms)
         return t
 

@@ -976,9 +976,8 @@ class TreadmillMonitor:
         width = c.belt_width_m if belt_width_m is None else belt_width_m
         if (height, length, width) == tuple(self.setup.values()):
             return
-        # checked against each field's bounds
+        # replace() checks each against its field's bounds
         self.config = replace(self.config, body_height_m=height, belt_length_m=length, belt_width_m=width)
-        self._steps.cfg = self.config
         self.recalibrate()
 
     @property
